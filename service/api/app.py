@@ -1,0 +1,150 @@
+"""The app factory: `create_app(settings, clickhouse, clock=...)` builds everything explicitly.
+
+The lifespan starts the scheduler inside the running loop and stops it on shutdown; routes
+reach shared resources through `request.app.state.ctx`, never through module globals, so
+two apps can run side by side in one process (tests, and the two-shard check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from apscheduler.schedulers.base import BaseScheduler
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import health, ingest, traces
+from service.api.auth import KeyRing
+from service.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from service.api.openapi import openapi_route
+from service.clickhouse import ClickHouse
+from service.clock import Clock, VersionStamp, system_clock
+from service.metrics import Metrics
+from service.migrations import Migration, discover
+from service.scheduler import ScheduledJob, build_scheduler, default_jobs
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    """What every route and job needs, built once per app."""
+
+    settings: Settings
+    clickhouse: ClickHouse
+    metrics: Metrics
+    clock: Clock
+    stamp: VersionStamp
+    keyring: KeyRing
+    migrations: list[Migration]
+    stopping: threading.Event = field(default_factory=threading.Event)
+    scheduler: BaseScheduler | None = None
+
+
+def create_app(
+    settings: Settings,
+    clickhouse: ClickHouse,
+    *,
+    clock: Clock = system_clock,
+    registry: CollectorRegistry | None = None,
+    scheduled_jobs: Callable[[AppContext], list[ScheduledJob]] | None = None,
+) -> Starlette:
+    """Build the ASGI app. `scheduled_jobs` overrides the job list (tests); default is all."""
+    metrics = Metrics(registry)
+    clickhouse.add_observer(metrics.observe_query)
+    ctx = AppContext(
+        settings=settings,
+        clickhouse=clickhouse,
+        metrics=metrics,
+        clock=clock,
+        stamp=VersionStamp(clock),
+        keyring=KeyRing(settings.api_key_map()),
+        migrations=discover(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.scheduler_enabled:
+            jobs = (scheduled_jobs or default_jobs)(ctx)
+            ctx.scheduler = build_scheduler(jobs)
+            ctx.scheduler.start()
+            log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
+        try:
+            yield
+        finally:
+            ctx.stopping.set()
+            if ctx.scheduler is not None:
+                ctx.scheduler.shutdown(wait=True)
+                log.info("scheduler stopped")
+
+    routes: list[BaseRoute] = [
+        *health.routes(),
+        *ingest.routes(),
+        *traces.routes(),
+    ]
+    app = Starlette(
+        routes=[*routes, openapi_route(routes)],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        middleware=[Middleware(RequestMetricsMiddleware, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    return app
+
+
+class RequestMetricsMiddleware:
+    """Counts and times requests by route template, and tags each with a request id."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.http_requests.labels(template, method, str(status)).inc()
+            self.metrics.http_latency.labels(template, method).observe(
+                time.perf_counter() - started
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id" and 0 < len(value) <= 128:
+            return str(value.decode("latin-1"))
+    return uuid.uuid4().hex

@@ -1,0 +1,79 @@
+"""API keys: who is calling, and which project they may see.
+
+With TA_API_KEYS set, every /v1 call needs `Authorization: Bearer <key>`. A project key
+implies its project; another project's data is reported as not found, never as forbidden,
+so a key cannot probe for ids it may not see. Keys are compared in constant time and never
+logged. Without keys (loopback only), the project comes from the record or `?project_id=`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from service.api.errors import ApiError
+
+DEFAULT_PROJECT = "default"
+ADMIN = "*"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: bound to one project, or free to name any (admin, or auth off)."""
+
+    project: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.project is None
+
+    def read_project(self, requested: str | None) -> str:
+        """The project a read is scoped to."""
+        if self.project is not None:
+            return self.project
+        return requested or DEFAULT_PROJECT
+
+    def write_project(self, record_project: str | None, default: str | None, field: str) -> str:
+        """The project a record is written to; a key may not write another project's data."""
+        if self.project is None:
+            return record_project or default or DEFAULT_PROJECT
+        if record_project is not None and record_project != self.project:
+            raise ApiError(
+                403,
+                "forbidden_project",
+                f"{field}.project_id: this API key may only write project {self.project!r}",
+            )
+        return self.project
+
+
+class KeyRing:
+    """The configured keys; looks a bearer token up in constant time per key."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._keys = [(key.encode(), project) for key, project in keys.items()]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def principal_for(self, authorization: str | None) -> Principal:
+        if not self.enabled:
+            return Principal(project=None)
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise ApiError(401, "unauthorized", "missing Authorization: Bearer <key> header")
+        presented = authorization[7:].strip().encode()
+        match: str | None = None
+        for key, project in self._keys:
+            if hmac.compare_digest(key, presented):
+                match = project
+        if match is None:
+            raise ApiError(401, "unauthorized", "unknown API key")
+        return Principal(project=None if match == ADMIN else match)
+
+
+def principal(request: Request) -> Principal:
+    """The authenticated caller of this request (raises 401)."""
+    ring: KeyRing = request.app.state.ctx.keyring
+    return ring.principal_for(request.headers.get("authorization"))

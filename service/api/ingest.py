@@ -1,0 +1,74 @@
+"""`POST /v1/ingest`: a size-capped batch, validated whole, then written."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.auth import principal
+from service.api.errors import ApiError
+from service.ingest.models import IngestBatch, InvalidBatch, parse_batch
+from service.ingest.writer import IngestResult, write_batch
+
+log = logging.getLogger(__name__)
+
+
+async def ingest(request: Request) -> Response:
+    """Write traces and observations; a rejected batch writes nothing."""
+    ctx = request.app.state.ctx
+    caller = principal(request)
+    default_project = request.query_params.get("project_id")
+    body = await _read_capped(request, ctx.settings.ingest_max_bytes)
+    try:
+        batch = await anyio.to_thread.run_sync(parse_batch, body)
+    except InvalidBatch as exc:
+        ctx.metrics.ingest_rejected.labels("invalid_batch").inc()
+        raise ApiError(400, "invalid_batch", str(exc)) from None
+
+    def resolve(record_project: str | None, field: str) -> str:
+        return caller.write_project(record_project, default_project, field)
+
+    def write(batch: IngestBatch) -> IngestResult:
+        return write_batch(ctx.clickhouse, batch, resolve, ctx.stamp)
+
+    try:
+        result = await anyio.to_thread.run_sync(write, batch)
+    except ApiError:
+        ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
+        raise
+    ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
+    ctx.metrics.ingested_rows.labels("observations").inc(result.observations)
+    return JSONResponse(
+        {"accepted": {"traces": result.traces, "observations": result.observations}},
+        status_code=202,
+    )
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, "payload_too_large", f"body exceeds {limit} bytes (TA_INGEST_MAX_BYTES)"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413, "payload_too_large", f"body exceeds {limit} bytes (TA_INGEST_MAX_BYTES)"
+            )
+        chunks.append(chunk)
+    if size == 0:
+        raise ApiError(
+            400, "invalid_batch", "body: expected a JSON object with traces/observations"
+        )
+    return b"".join(chunks)
+
+
+def routes() -> list[Route]:
+    return [Route("/v1/ingest", ingest, methods=["POST"])]

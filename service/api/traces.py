@@ -1,0 +1,48 @@
+"""`GET /v1/traces/{trace_id}` (raw-derived summary) and `DELETE /v1/traces/{trace_id}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.auth import principal
+from service.api.errors import ApiError
+from service.traces.store import soft_delete_trace
+from service.traces.summary import fetch_summaries, rfc3339
+
+
+def get_trace(request: Request) -> Response:
+    """The trace's summary from its live raw rows; another project's trace is a 404."""
+    ctx = request.app.state.ctx
+    project = principal(request).read_project(request.query_params.get("project_id"))
+    trace_id = request.path_params["trace_id"]
+    summary = fetch_summaries(ctx.clickhouse, [(project, trace_id)]).get((project, trace_id))
+    if summary is None:
+        raise ApiError(404, "not_found", f"trace_id: no trace {trace_id!r}")
+    body: dict[str, Any] = {
+        "project_id": project,
+        "trace_id": trace_id,
+        "timestamp": rfc3339(summary.timestamp),
+        "summary": summary.to_json(),
+    }
+    return JSONResponse(body)
+
+
+def delete_trace(request: Request) -> Response:
+    """Soft-delete the trace and its observations; rollups follow on their next pass."""
+    ctx = request.app.state.ctx
+    project = principal(request).read_project(request.query_params.get("project_id"))
+    trace_id = request.path_params["trace_id"]
+    if not soft_delete_trace(ctx.clickhouse, project, trace_id, ctx.stamp):
+        raise ApiError(404, "not_found", f"trace_id: no trace {trace_id!r}")
+    return JSONResponse({"deleted": {"project_id": project, "trace_id": trace_id}})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/traces/{trace_id}", get_trace, methods=["GET"]),
+        Route("/v1/traces/{trace_id}", delete_trace, methods=["DELETE"]),
+    ]

@@ -1,0 +1,1 @@
+"""Ingest: request models and the writer for traces and observations."""

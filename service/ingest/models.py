@@ -1,0 +1,132 @@
+"""What `POST /v1/ingest` accepts: a whole batch, validated before anything is written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+OBSERVATION_TYPES = (
+    "span",
+    "generation",
+    "event",
+    "tool",
+    "agent",
+    "chain",
+    "retriever",
+    "embedding",
+    "evaluator",
+    "guardrail",
+)
+
+ObservationType = Literal[
+    "span",
+    "generation",
+    "event",
+    "tool",
+    "agent",
+    "chain",
+    "retriever",
+    "embedding",
+    "evaluator",
+    "guardrail",
+]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Timestamps without an offset are taken as UTC; all are stored as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
+    """Metadata is stored as Map(String, String); non-string values are kept as JSON."""
+    return {
+        key: item if isinstance(item, str) else orjson.dumps(item).decode()
+        for key, item in value.items()
+    }
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=512)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_strings)]
+
+
+class TraceIn(BaseModel):
+    """One trace row; sending the same id again replaces it (newest wins)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    project_id: Identifier | None = None
+    name: str = Field("", max_length=1024)
+    timestamp: UtcDatetime
+    user_id: str = Field("", max_length=512)
+    session_id: str = Field("", max_length=512)
+    environment: str = Field("default", min_length=1, max_length=128)
+    tags: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class ObservationIn(BaseModel):
+    """One observation (span, generation, tool call, ...) of a trace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    trace_id: Identifier
+    project_id: Identifier | None = None
+    parent_id: str = Field("", max_length=512)
+    type: ObservationType
+    name: str = Field("", max_length=1024)
+    start_time: UtcDatetime
+    end_time: UtcDatetime | None = None
+    completion_start_time: UtcDatetime | None = None
+    model: str = Field("", max_length=256)
+    provider: str = Field("", max_length=256)
+    input_tokens: int = Field(0, ge=0, le=2**53)
+    output_tokens: int = Field(0, ge=0, le=2**53)
+    cost: float = Field(0.0, ge=0, allow_inf_nan=False)
+    status: Literal["ok", "error"] = "ok"
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class IngestBatch(BaseModel):
+    """A batch of traces and observations, written all together or not at all."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    traces: list[TraceIn] = Field(default_factory=list)
+    observations: list[ObservationIn] = Field(default_factory=list)
+
+
+class InvalidBatch(ValueError):
+    """The batch failed validation; `field` names the first bad field and row."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def parse_batch(body: bytes) -> IngestBatch:
+    """Validate a JSON body as one batch; raises `InvalidBatch` naming the first bad field."""
+    try:
+        return IngestBatch.model_validate_json(body)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise InvalidBatch(field_path(error["loc"]), str(error["msg"])) from None
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`("observations", 3, "start_time")` → `observations[3].start_time`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path

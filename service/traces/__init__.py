@@ -1,0 +1,1 @@
+"""Traces: the raw-derived summary of a trace, and soft deletion."""
