@@ -9,11 +9,14 @@ logged. Without keys (loopback only), the project comes from the record or `?pro
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from service.api.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT = "default"
 ADMIN = "*"
@@ -69,6 +72,8 @@ class KeyRing:
             if hmac.compare_digest(key, presented):
                 match = project
         if match is None:
+            # Never log the presented value: a typo'd key is one character from a real one.
+            log.warning("rejected request with an unknown API key")
             raise ApiError(401, "unauthorized", "unknown API key")
         return Principal(project=None if match == ADMIN else match)
 

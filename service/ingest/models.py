@@ -35,11 +35,9 @@ ObservationType = Literal[
 ]
 
 
-def _as_utc(value: datetime) -> datetime:
-    """Timestamps without an offset are taken as UTC; all are stored as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+def _aware(value: datetime) -> datetime:
+    """Timestamps without an offset are taken as UTC (the writer stores every time as UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
@@ -50,7 +48,7 @@ def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
     }
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
 Identifier = Annotated[str, Field(min_length=1, max_length=512)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_strings)]
 

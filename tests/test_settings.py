@@ -1,0 +1,68 @@
+"""Settings: bad values stop start-up with one line naming the variable; docs match code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, SettingsError, load_settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"idle_seconds": "soon"}, "TA_IDLE_SECONDS"),
+        ({"idle_seconds": 0}, "TA_IDLE_SECONDS"),
+        ({"check_interval_seconds": -1}, "TA_CHECK_INTERVAL_SECONDS"),
+        ({"clickhouse_url": "postgres://x"}, "TA_CLICKHOUSE_URL"),
+        ({"analyze_url": "ftp://x"}, "TA_ANALYZE_URL"),
+        ({"api_keys": "just-a-key"}, "TA_API_KEYS"),
+        ({"log_level": "chatty"}, "TA_LOG_LEVEL"),
+        ({"port": 70000}, "TA_PORT"),
+        ({"clickhouse_cluster": "a b"}, "TA_CLICKHOUSE_CLUSTER"),
+        ({"shard_index": 3, "shard_count": 2}, "TA_SHARD_INDEX"),
+        ({"host": "0.0.0.0"}, "TA_HOST"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(
+    overrides: dict[str, object], variable: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(**overrides)
+    message = str(caught.value)
+    assert variable in message
+    assert "\n" not in message
+
+
+def test_environment_is_read_with_the_ta_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TA_IDLE_SECONDS", "120")
+    monkeypatch.setenv("TA_API_KEYS", "k1=acme,k0=*")
+    settings = Settings()
+    assert settings.idle_seconds == 120
+    assert settings.api_key_map() == {"k1": "acme", "k0": "*"}
+    assert settings.bind_host == "0.0.0.0"
+
+
+def test_defaults_match_the_design() -> None:
+    settings = Settings()
+    assert settings.clickhouse_url == "chdb://./data"
+    assert settings.idle_seconds == 60
+    assert settings.check_interval_seconds == 10
+    assert settings.scheduler_enabled is True
+    assert settings.bind_host == "127.0.0.1"
+
+
+def test_a_bad_api_key_entry_does_not_echo_the_secret() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(api_keys="good=acme,supersecretvalue")
+    assert "supersecretvalue" not in str(caught.value)
+
+
+def test_readme_documents_every_setting_and_nothing_else() -> None:
+    documented = set(re.findall(r"^\| `(TA_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
+    declared = {f"TA_{name.upper()}" for name in Settings.model_fields}
+    assert documented == declared
