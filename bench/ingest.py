@@ -1,9 +1,10 @@
 """Ingest throughput: observations/s through POST /v1/ingest vs a raw client.insert.
 
-Both paths write the same rows into the same embedded engine in one run. The API path
-includes HTTP on 127.0.0.1 (a real uvicorn server), JSON parsing, pydantic validation of the
-whole batch and the column-oriented insert; the raw path is only `client.insert` of
-pre-built columns, so the ratio is what validation and HTTP cost.
+Both paths write the same rows into embedded chDB in one run. The API path is a real
+`trace-analytics serve` process on 127.0.0.1 (HTTP, JSON parsing, pydantic validation of
+the whole batch, the column-oriented insert) fed by concurrent senders from this process;
+the raw path is only `client.insert` of pre-built columns, so the ratio is what validation
+and HTTP cost.
 
     python bench/ingest.py [--observations 200000] [--batch 5000]
 """
@@ -11,8 +12,10 @@ pre-built columns, so the ratio is what validation and HTTP cost.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -20,9 +23,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-import uvicorn
 
-from service.api import create_app
 from service.clickhouse import connect
 from service.clock import VersionStamp, system_clock
 from service.demo import synthetic_batches
@@ -46,14 +47,27 @@ def build_bodies(observations: int, batch: int) -> list[bytes]:
     return bodies
 
 
-def serve_in_thread(app: object, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    return server
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`trace-analytics serve` on its own chDB directory, ready when /readyz says so."""
+    env = {
+        **os.environ,
+        "TA_CLICKHOUSE_URL": f"chdb://{data_dir}",
+        "TA_PORT": str(port),
+        "TA_SCHEDULER_ENABLED": "false",
+        "TA_LOG_LEVEL": "WARNING",
+        "TA_INGEST_MAX_BYTES": str(64 * 1024 * 1024),
+    }
+    server = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise SystemExit("server did not become ready within 60 s")
 
 
 def main() -> None:
@@ -72,12 +86,8 @@ def main() -> None:
     print(f"{total} observations in {len(bodies)} batches of ~{args.batch}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(clickhouse_url=f"chdb://{Path(tmp) / 'data'}", scheduler_enabled=False)
-        ch = connect(settings)
-        apply(ch)
+        server = start_server(Path(tmp) / "api", args.port)
         try:
-            app = create_app(settings, ch)
-            server = serve_in_thread(app, args.port)
             url = f"http://127.0.0.1:{args.port}/v1/ingest"
             headers = {"content-type": "application/json"}
             with httpx.Client(timeout=120) as http:
@@ -90,8 +100,14 @@ def main() -> None:
                 with ThreadPoolExecutor(max_workers=args.senders) as pool:
                     list(pool.map(send, bodies))
                 api_seconds = time.perf_counter() - started
-            server.should_exit = True
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
 
+        settings = Settings(clickhouse_url=f"chdb://{Path(tmp) / 'raw'}", scheduler_enabled=False)
+        ch = connect(settings)
+        apply(ch)
+        try:
             stamp = VersionStamp(system_clock)
             columns = []
             for batch in batches:
@@ -100,10 +116,7 @@ def main() -> None:
                 columns.append(
                     [
                         ["bench-raw"] * len(obs),
-                        *(
-                            [getattr(o, name) for o in obs]
-                            for name in OBSERVATION_COLUMNS[1:-2]
-                        ),
+                        *([getattr(o, name) for o in obs] for name in OBSERVATION_COLUMNS[1:-2]),
                         [when] * len(obs),
                         [0] * len(obs),
                     ]

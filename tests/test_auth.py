@@ -48,11 +48,11 @@ def test_a_project_key_sees_only_its_project(secured: TestClient) -> None:
     other = secured.get("/v1/traces/acme-trace", headers=bearer("globex-key-456"))
     assert other.status_code == 404
     # ?project_id= cannot widen a project key's scope.
-    sneaky = secured.get(
-        "/v1/traces/acme-trace?project_id=acme", headers=bearer("globex-key-456")
-    )
+    sneaky = secured.get("/v1/traces/acme-trace?project_id=acme", headers=bearer("globex-key-456"))
     assert sneaky.status_code == 404
-    assert secured.delete("/v1/traces/acme-trace", headers=bearer("globex-key-456")).status_code == 404
+    assert (
+        secured.delete("/v1/traces/acme-trace", headers=bearer("globex-key-456")).status_code == 404
+    )
     assert secured.get("/v1/traces/acme-trace", headers=bearer("acme-key-123")).status_code == 200
 
 
@@ -80,9 +80,7 @@ def test_without_keys_records_and_reads_default_to_the_default_project(
     assert client.get("/v1/traces/t9?project_id=p2").status_code == 200
 
 
-def test_keys_never_reach_the_logs(
-    secured: TestClient, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_keys_never_reach_the_logs(secured: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         ingest_for(secured, "acme-key-123", "t1")
         secured.get("/v1/traces/t1", headers=bearer("globex-key-456"))

@@ -32,7 +32,9 @@ def bare(settings: Settings) -> Iterator[ClickHouse]:
 
 
 def table_names(ch: ClickHouse) -> set[str]:
-    rows = ch.query_rows("t", sql="SELECT name FROM system.tables WHERE database = currentDatabase()")
+    rows = ch.query_rows(
+        "t", sql="SELECT name FROM system.tables WHERE database = currentDatabase()"
+    )
     return {r[0] for r in rows}
 
 
