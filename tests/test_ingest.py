@@ -151,3 +151,19 @@ def test_unknown_trace_is_404_with_the_error_shape(client: TestClient) -> None:
     assert response.json() == {
         "error": {"code": "not_found", "message": "trace_id: no trace 'nope'"}
     }
+
+
+def test_times_with_offsets_or_none_are_stored_as_utc(client: TestClient) -> None:
+    client.post(
+        "/v1/ingest",
+        json={
+            "observations": [
+                observation("a", start_time="2026-11-22T12:00:00+02:00", end_time=None),
+                observation("b", start_time="2026-11-22T10:00:00.250", end_time=None),
+            ]
+        },
+    )
+    summary = client.get("/v1/traces/t1").json()["summary"]
+    assert summary["start_time"] == "2026-11-22T10:00:00.000Z"
+    assert summary["orphans"] == 2
+    assert summary["duration_ms"] is None

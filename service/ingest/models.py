@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -35,11 +35,6 @@ ObservationType = Literal[
 ]
 
 
-def _aware(value: datetime) -> datetime:
-    """Timestamps without an offset are taken as UTC (the writer stores every time as UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
     """Metadata is stored as Map(String, String); non-string values are kept as JSON."""
     return {
@@ -48,7 +43,10 @@ def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
     }
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+# Times without an offset are taken as UTC. The writer converts them when it builds the
+# insert columns rather than here: a Python validator per timestamp costs a fifth of the
+# whole validation on the ingest hot path.
+UtcDatetime = datetime
 Identifier = Annotated[str, Field(min_length=1, max_length=512)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_strings)]
 

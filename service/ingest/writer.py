@@ -51,13 +51,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
 def epoch_ms(values: Sequence[datetime | None]) -> list[int | None]:
-    """DateTime64(3) ticks for aware datetimes (any offset), None kept as NULL.
+    """DateTime64(3) ticks, None kept as NULL; a time without an offset is taken as UTC.
 
     clickhouse-connect writes integer columns as they are; converting here with exact
     timedelta arithmetic is several times cheaper than its per-value datetime path.
     """
-    return [None if v is None else (v - _EPOCH) // _MILLISECOND for v in values]
+    return [
+        None
+        if v is None
+        else (v - (_EPOCH if v.tzinfo is not None else _NAIVE_EPOCH)) // _MILLISECOND
+        for v in values
+    ]
 
 
 # Decides the project of one record: (record's own project_id, its field path) -> project.
