@@ -1,0 +1,140 @@
+"""What a `/v1/usage` or `/v1/latency` request asks for, validated (pure, no I/O).
+
+Every error is an `InvalidParameter` naming the parameter, so the API can answer 400 with a
+message a client can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from service.rollups.buckets import ceil_hour, floor_hour, whole_days
+
+USAGE_GROUP_KEYS = ("model", "provider", "type", "name", "environment")
+LATENCY_GROUP_KEYS = ("name", "model", "provider", "type")
+TRACE_GROUP_KEYS = ("name",)
+DEFAULT_SPAN = timedelta(days=1)
+
+Granularity = Literal["hour", "day"]
+Level = Literal["observation", "trace"]
+Source = Literal["rollup", "raw"]
+
+
+class InvalidParameter(ValueError):
+    """A query parameter is wrong; `parameter` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    """The common part of both read APIs: project, hour-aligned range, buckets, groups, source."""
+
+    project_id: str
+    lo: datetime
+    hi: datetime
+    granularity: Granularity
+    group_by: tuple[str, ...]
+    source: Source
+
+    def params(self, keys: tuple[str, ...]) -> dict[str, object]:
+        """Server-side parameters: range, granularity and one on/off flag per group key."""
+        # Day buckets take whole days from the daily rollup; hours outside them (and every
+        # hour at hour granularity) come from the hourly one.
+        dlo, dhi = whole_days(self.lo, self.hi) if self.granularity == "day" else (self.lo,) * 2
+        params: dict[str, object] = {
+            "project_id": self.project_id,
+            "lo": self.lo,
+            "hi": self.hi,
+            "dlo": dlo,
+            "dhi": dhi,
+            "day": self.granularity == "day",
+        }
+        for key in keys:
+            params[f"by_{key}"] = key in self.group_by
+        return params
+
+
+@dataclass(frozen=True)
+class LatencyQuery:
+    """A `/v1/latency` request."""
+
+    range: RangeQuery
+    level: Level
+
+
+def parse_range(
+    params: Mapping[str, str],
+    *,
+    project_id: str,
+    now: datetime,
+    max_range_days: int,
+    group_keys: tuple[str, ...],
+    default_source: Source,
+) -> RangeQuery:
+    """Validate from/to/granularity/group_by/source into an hour-aligned range.
+
+    The range selects hour buckets overlapping [from, to): `from` is floored to its hour and
+    `to` rounded up, so the rollup (hourly) and the raw path (per row) agree exactly.
+    """
+    to = _parse_time(params, "to") or now
+    start = _parse_time(params, "from") or to - DEFAULT_SPAN
+    if start >= to:
+        raise InvalidParameter("from", "must be before to")
+    if to - start > timedelta(days=max_range_days):
+        raise InvalidParameter(
+            "to", f"range from..to is longer than the {max_range_days}-day limit"
+        )
+    granularity = params.get("granularity") or "hour"
+    if granularity not in ("hour", "day"):
+        raise InvalidParameter("granularity", f"{granularity!r} is not hour or day")
+    source = params.get("source") or default_source
+    if source not in ("rollup", "raw"):
+        raise InvalidParameter("source", f"{source!r} is not rollup or raw")
+    return RangeQuery(
+        project_id=project_id,
+        lo=floor_hour(start),
+        hi=ceil_hour(to),
+        granularity="day" if granularity == "day" else "hour",
+        group_by=parse_group_by(params.get("group_by"), group_keys),
+        source="raw" if source == "raw" else "rollup",
+    )
+
+
+def parse_group_by(raw: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """`model,provider` as a tuple in canonical order; unknown or repeated keys are a 400."""
+    if raw is None or raw.strip() == "":
+        return ()
+    keys = [part.strip() for part in raw.split(",")]
+    for key in keys:
+        if key not in allowed:
+            raise InvalidParameter("group_by", f"{key!r} is not one of {', '.join(allowed)}")
+    if len(set(keys)) != len(keys):
+        raise InvalidParameter("group_by", "a key is repeated")
+    return tuple(key for key in allowed if key in keys)
+
+
+def parse_level(raw: str | None) -> Level:
+    """`observation` (default) or `trace`."""
+    level = raw or "observation"
+    if level == "observation":
+        return "observation"
+    if level == "trace":
+        return "trace"
+    raise InvalidParameter("level", f"{level!r} is not observation or trace")
+
+
+def _parse_time(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
