@@ -1,0 +1,358 @@
+"""Backfills vs readers: chunked backfill jobs against one unchunked INSERT ... SELECT each.
+
+Builds `--rows` observations (10 per trace, random-looking trace ids, spread over `--days`)
+server-side with INSERT ... SELECT FROM numbers(), settles the parts, serves the API on
+127.0.0.1 from this process, and runs a reader thread that loops over `GET /v1/usage` (the
+whole range, by model) and `GET /v1/traces/{id}` over HTTP. For two backfills:
+
+  rollups    the `rollups.backfill` job (slices of `--hours-per-chunk` hours, each handed to
+             the rollups' recompute_buckets) vs the same statements over the whole range once
+  durations  the `durations.backfill` job (`--batch` concluded traces per chunk, key range)
+             vs one INSERT ... SELECT computing every trace's trace_start..trace_end
+
+it prints reader p50/p95 before, during, and after each, and each way's rows/s. Both jobs
+pause `--pause` seconds between chunks, as `serve` and the CLI run them. Same data, same
+process, same run.
+
+    python bench/backfill.py [--rows 10000000] [--days 30] [--hours-per-chunk 24] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import uvicorn
+
+from service.api import create_app
+from service.clickhouse import ClickHouse, connect
+from service.clock import system_clock
+from service.durations.backfill import KIND as DURATIONS
+from service.durations.backfill import backfill_params
+from service.durations.definitions import DurationSpec, parse_definition
+from service.durations.store import save_definition
+from service.jobs.kinds import default_kinds
+from service.jobs.rollups_backfill import KIND as ROLLUPS
+from service.jobs.rollups_backfill import rollup_backfill_params
+from service.jobs.runner import RunOptions, run_job
+from service.jobs.store import create_job
+from service.migrations import apply
+from service.rollups.buckets import Bucket
+from service.rollups.recompute import recompute_buckets
+from service.settings import Settings
+
+T = TypeVar("T")
+BASE = datetime(2026, 10, 1, tzinfo=UTC)
+BLOCK = 1_000_000
+
+# Synthetic data for the benchmark only (not a service query): 10 observations per trace,
+# traces evenly spaced over the range, random-looking trace ids (as SDKs send: their key
+# order has nothing to do with time), a mix of types and models, all ingested now.
+GENERATE_OBSERVATIONS = """
+INSERT INTO observations
+SELECT
+    'bench' AS project_id,
+    lower(hex(cityHash64(intDiv(number, 10)))) AS trace_id,
+    concat('o', toString(number)) AS id,
+    '' AS parent_id,
+    ['generation', 'span', 'tool', 'generation', 'event'][number % 5 + 1] AS type,
+    ['llm', 'retrieve', 'search', 'llm', 'log'][number % 5 + 1] AS name,
+    toDateTime64({base:DateTime64(3, 'UTC')}, 3, 'UTC')
+        + toIntervalMillisecond(intDiv(number, 10) * {spacing_ms:UInt64} + (number % 10) * 200)
+        AS start_time,
+    start_time + toIntervalMillisecond(100 + number % 900) AS end_time,
+    if(number % 5 IN (0, 3), start_time + toIntervalMillisecond(40), NULL)
+        AS completion_start_time,
+    if(number % 5 IN (0, 3), ['gpt-4o', 'claude-sonnet', 'gpt-4o-mini'][number % 3 + 1], '')
+        AS model,
+    if(number % 5 IN (0, 3), ['openai', 'anthropic', 'openai'][number % 3 + 1], '') AS provider,
+    number % 500 AS input_tokens,
+    number % 120 AS output_tokens,
+    (number % 500) * 0.00001 AS cost,
+    if(number % 97 = 0, 'error', 'ok') AS status,
+    map() AS metadata,
+    now64(6) AS ingested_at,
+    0 AS is_deleted
+FROM numbers({offset:UInt64}, {count:UInt64})
+"""
+GENERATE_TRACES = """
+INSERT INTO traces
+SELECT 'bench', lower(hex(cityHash64(number))), 'chat',
+       toDateTime64({base:DateTime64(3, 'UTC')}, 3, 'UTC')
+           + toIntervalMillisecond(number * {spacing_ms:UInt64}),
+       '', '', 'production', [], map(), now64(6), 0
+FROM numbers({count:UInt64})
+"""
+SAMPLE_TRACES = "SELECT id FROM traces LIMIT 2000"
+# Every trace is concluded (revision 1): the registry a durations backfill pages through.
+REGISTER_CONCLUDED = """
+INSERT INTO duration_traces
+SELECT project_id, id, 1, timestamp, now64(6) FROM traces
+"""
+# The naive durations backfill: one statement over all history for trace_start..trace_end.
+NAIVE_DURATIONS = """
+INSERT INTO trace_durations
+    (project_id, trace_id, definition, definition_version, revision, trace_time, duration_ms,
+     start_time, end_time, reason, skewed, computed_at, is_deleted)
+SELECT project_id, trace_id, 'total', {version:UInt32}, 1, first_start,
+       if(last_end IS NOT NULL AND last_end >= first_start,
+          toFloat64(toUnixTimestamp64Milli(assumeNotNull(last_end))
+                    - toUnixTimestamp64Milli(first_start)), NULL),
+       first_start, last_end, '', 0, now64(6), 0
+FROM
+(
+    SELECT project_id, trace_id, min(start_time) AS first_start, maxOrNull(end_time) AS last_end
+    FROM observations FINAL
+    GROUP BY project_id, trace_id
+)
+"""
+ALL_BUCKETS = """
+SELECT DISTINCT project_id, toStartOfHour(start_time) FROM observations
+"""
+
+
+def generate(ch: ClickHouse, rows: int, days: int) -> None:
+    traces = max(rows // 10, 1)
+    spacing_ms = max(int(days * 86_400_000 / traces), 1)
+    params = {"base": BASE, "spacing_ms": spacing_ms}
+    for offset in range(0, rows, BLOCK):
+        count = min(BLOCK, rows - offset)
+        ch.command(
+            "bench:observations",
+            {**params, "offset": offset, "count": count},
+            sql=GENERATE_OBSERVATIONS,
+        )
+    ch.command("bench:traces", {**params, "count": traces}, sql=GENERATE_TRACES)
+
+
+class Reader(threading.Thread):
+    """Loops over the two read endpoints, recording each request's latency per phase."""
+
+    def __init__(self, base_url: str, traces: list[str], days: int) -> None:
+        super().__init__(daemon=True)
+        self.client = httpx.Client(base_url=base_url, timeout=60)
+        self.traces = traces
+        self.usage = {
+            "from": BASE.isoformat(),
+            "to": (BASE + timedelta(days=days)).isoformat(),
+            "granularity": "day",
+            "group_by": "model",
+            "project_id": "bench",
+        }
+        self.phase: str | None = None
+        self.requests: list[tuple[str, float, float]] = []
+        self.windows: list[tuple[str, float, float]] = []
+        self.stop = threading.Event()
+        self.errors = 0
+
+    def run(self) -> None:
+        rng = random.Random(5)
+        while not self.stop.is_set():
+            if self.phase is None:
+                time.sleep(0.01)
+                continue
+            trace_id = rng.choice(self.traces)
+            calls: list[tuple[str, Callable[[], httpx.Response]]] = [
+                ("usage", lambda: self.client.get("/v1/usage", params=self.usage)),
+                (
+                    "trace",
+                    lambda t=trace_id: self.client.get(  # type: ignore[misc]
+                        f"/v1/traces/{t}", params={"project_id": "bench"}
+                    ),
+                ),
+            ]
+            for endpoint, call in calls:
+                started = time.perf_counter()
+                response = call()
+                self.requests.append((endpoint, started, time.perf_counter()))
+                if response.status_code != 200:
+                    self.errors += 1
+
+    def measure(self, phase: str, work: Callable[[], T]) -> T:
+        """Record reads while `work` runs; returns what it returns."""
+        self.phase = phase
+        began = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.windows.append((phase, began, time.perf_counter()))
+            self.phase = None
+
+    def samples(self) -> dict[str, dict[str, list[float]]]:
+        """Latencies (ms) by phase and endpoint; a request belongs to the phase it overlapped
+        most, so a read stuck behind a long statement counts where it was stuck."""
+        out: dict[str, dict[str, list[float]]] = {}
+        for endpoint, start, end in self.requests:
+            overlaps = [(min(end, w1) - max(start, w0), name) for name, w0, w1 in self.windows]
+            overlap, phase = max(overlaps)
+            if overlap > 0:
+                out.setdefault(phase, {}).setdefault(endpoint, []).append((end - start) * 1000)
+        return out
+
+    def idle(self, phase: str, seconds: float) -> None:
+        """Record reads for `seconds` with nothing else running."""
+        self.measure(phase, lambda: time.sleep(seconds))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def run_chunked(ch: ClickHouse, kind: str, params: dict[str, object], pause: float) -> float:
+    """Run one backfill job to the end; returns rows/s."""
+    job = create_job(ch, kind, "" if kind == ROLLUPS else "bench", params, system_clock())
+    began = time.perf_counter()
+    done = run_job(ch, job, default_kinds(), system_clock, RunOptions(pause_seconds=pause))
+    assert done.status == "done", done.error
+    return done.rows_processed / (time.perf_counter() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--hours-per-chunk", type=int, default=24)
+    parser.add_argument("--batch", type=int, default=500, help="traces per durations chunk")
+    parser.add_argument("--pause", type=float, default=0.1, help="seconds between chunks")
+    parser.add_argument("--quiet-seconds", type=float, default=6.0, help="before/after windows")
+    parser.add_argument("--port", type=int, default=18791)
+    parser.add_argument(
+        "--only", choices=("rollups", "durations"), help="run one of the two backfills"
+    )
+    args = parser.parse_args()
+
+    rates: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ta-bench-backfill-") as tmp:
+        settings = Settings(
+            clickhouse_url=f"chdb://{Path(tmp) / 'data'}",
+            scheduler_enabled=False,
+            log_level="WARNING",
+            query_timeout_seconds=3600,
+        )
+        ch = connect(settings)
+        try:
+            apply(ch)
+            started = time.perf_counter()
+            generate(ch, args.rows, args.days)
+            for table in ("observations", "traces"):
+                ch.command("bench:optimize", sql=f"OPTIMIZE TABLE {table} FINAL")
+            ch.command("bench:register", sql=REGISTER_CONCLUDED)
+            total = parse_definition(
+                DurationSpec, {"start": {"anchor": "trace_start"}, "end": {"anchor": "trace_end"}}
+            )
+            version = save_definition(ch, "bench", "total", total, system_clock()).version
+            print(
+                f"generated {args.rows:,} observations ({args.rows // 10:,} concluded traces) "
+                f"over {args.days} days in {time.perf_counter() - started:.1f}s"
+            )
+
+            app = create_app(settings, ch, clock=system_clock)
+            server = uvicorn.Server(
+                uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning")
+            )
+            serving = threading.Thread(target=server.run, daemon=True)
+            serving.start()
+            while not server.started:
+                time.sleep(0.05)
+            sample = [str(r[0]) for r in ch.query_rows("bench:sample", sql=SAMPLE_TRACES)]
+            reader = Reader(f"http://127.0.0.1:{args.port}", sample, args.days)
+            reader.start()
+            reader.idle("before", args.quiet_seconds)
+
+            if args.only != "durations":
+                bench_rollups(ch, reader, args, rates)
+            if args.only != "rollups":
+                bench_durations(ch, reader, args, rates, version)
+            reader.stop.set()
+            reader.join()
+            server.should_exit = True
+            serving.join()
+        finally:
+            ch.close()
+    report(reader, rates, args)
+
+
+def bench_rollups(
+    ch: ClickHouse, reader: Reader, args: argparse.Namespace, rates: dict[str, float]
+) -> None:
+    """The rollups backfill job, then one unchunked recompute of every bucket."""
+    rollup_params = rollup_backfill_params(None, None, args.hours_per_chunk)
+    rates["rollups chunked"] = reader.measure(
+        "rollups chunked",
+        lambda: run_chunked(ch, ROLLUPS, rollup_params, args.pause),
+    )
+    reader.idle("rollups after", args.quiet_seconds)
+
+    def rollups_unchunked() -> float:
+        rows = ch.query_rows("bench:buckets", sql=ALL_BUCKETS)
+        buckets: list[Bucket] = [(str(p), h) for p, h in rows]
+        began = time.perf_counter()
+        recompute_buckets(ch, buckets, chunk_size=len(buckets))
+        return float(args.rows) / (time.perf_counter() - began)
+
+    rates["rollups unchunked"] = reader.measure("rollups unchunked", rollups_unchunked)
+    reader.idle("rollups after unchunked", args.quiet_seconds)
+
+
+def bench_durations(
+    ch: ClickHouse,
+    reader: Reader,
+    args: argparse.Namespace,
+    rates: dict[str, float],
+    version: int,
+) -> None:
+    """The durations backfill job, then one unchunked INSERT ... SELECT of every trace."""
+    duration_params = backfill_params("total", args.batch)
+    rates["durations chunked"] = reader.measure(
+        "durations chunked",
+        lambda: run_chunked(ch, DURATIONS, duration_params, args.pause),
+    )
+    reader.idle("durations after", args.quiet_seconds)
+
+    def durations_unchunked() -> float:
+        began = time.perf_counter()
+        ch.command("bench:naive", {"version": version}, sql=NAIVE_DURATIONS)
+        return float(args.rows // 10) / (time.perf_counter() - began)
+
+    rates["durations unchunked"] = reader.measure("durations unchunked", durations_unchunked)
+    reader.idle("durations after unchunked", args.quiet_seconds)
+
+
+def report(reader: Reader, rates: dict[str, float], args: argparse.Namespace) -> None:
+    print()
+    print(f"{'phase':<27}{'endpoint':<9}{'reads':>7}{'p50 ms':>9}{'p95 ms':>9}{'p95/before':>12}")
+    samples = reader.samples()
+    before = {e: percentile(samples["before"][e], 0.95) for e in ("usage", "trace")}
+    for phase, by_endpoint in samples.items():
+        for endpoint, values in by_endpoint.items():
+            p95 = percentile(values, 0.95)
+            print(
+                f"{phase:<27}{endpoint:<9}{len(values):>7}{percentile(values, 0.5):>9.1f}"
+                f"{p95:>9.1f}{p95 / before[endpoint]:>11.2f}x"
+            )
+    print(f"reader errors: {reader.errors}")
+    print()
+    units = {"rollups": "observation rows/s", "durations": "traces/s"}
+    for name, rate in rates.items():
+        kind = name.split()[0]
+        if "unchunked" in name:
+            how = "one INSERT ... SELECT per table"
+        elif kind == "rollups":
+            how = f"{args.hours_per_chunk} h/chunk, {args.pause}s pauses"
+        else:
+            how = f"{args.batch} traces/chunk, {args.pause}s pauses"
+        print(f"{name + ' (' + how + ')':<58}{rate:>12,.0f} {units[kind]}")
+    print("target: reader p95 during a chunked backfill <= 2x before")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Chunked background jobs (backfills) with persisted progress; see `runner` for guarantees."""
