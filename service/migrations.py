@@ -23,21 +23,34 @@ from service.clickhouse import ClickHouse, load_query, queries_root
 log = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_CREATE = re.compile(
-    r"^(?P<head>\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+VIEW|VIEW|TABLE|DICTIONARY)"
-    r"(?:\s+IF\s+NOT\s+EXISTS)?\s+)(?P<name>[A-Za-z_][A-Za-z0-9_.]*)",
+_PART = r"(?:`(?:[^`\\]|\\.)+`|\"(?:[^\"\\]|\\.)+\"|[A-Za-z_][A-Za-z0-9_]*)"
+_OBJECT = rf"{_PART}(?:\s*\.\s*{_PART})?"
+# DDL that takes `ON CLUSTER` right after the object name.
+_AFTER_NAME = re.compile(
+    r"^(?P<head>\s*(?:"
+    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+VIEW|VIEW|TABLE|DICTIONARY|DATABASE|FUNCTION)"
+    r"(?:\s+IF\s+NOT\s+EXISTS)?"
+    r"|ALTER\s+TABLE"
+    r"|DROP\s+(?:TABLE|VIEW|DICTIONARY|DATABASE|FUNCTION)(?:\s+IF\s+EXISTS)?"
+    r"|TRUNCATE(?:\s+TABLE)?(?:\s+IF\s+EXISTS)?"
+    r"|OPTIMIZE\s+TABLE"
+    r")\s+)"
+    rf"(?P<name>{_OBJECT})",
     re.IGNORECASE,
 )
-_ALTER_DROP = re.compile(
-    r"^(?P<head>\s*(?:ALTER\s+TABLE|DROP\s+(?:TABLE|VIEW|DICTIONARY)(?:\s+IF\s+EXISTS)?|"
-    r"RENAME\s+TABLE)\s+)(?P<name>[A-Za-z_][A-Za-z0-9_.]*)",
-    re.IGNORECASE,
+# DDL whose `ON CLUSTER` goes after all its names, at the end: RENAME a TO b ON CLUSTER c.
+_AT_END = re.compile(
+    r"^\s*(?:RENAME\s+(?:TABLE|DICTIONARY)|EXCHANGE\s+(?:TABLES|DICTIONARIES))\b", re.I
 )
+# Any other DDL would silently run on one node only: render refuses it.
+_OTHER_DDL = re.compile(r"^\s*(?:CREATE|ALTER|DROP|RENAME|EXCHANGE|TRUNCATE|ATTACH|DETACH)\b", re.I)
+# Engines with a Replicated twin. Only the name changes: the arguments stay, so the server's
+# default_replica_path / default_replica_name decide where the replicas meet.
 _ENGINE = re.compile(
-    r"ENGINE\s*=\s*(?P<engine>(?:Replacing|Aggregating|Summing|Collapsing|"
-    r"VersionedCollapsing)?MergeTree)\b(?P<args>\s*\([^)]*\))?",
-    re.IGNORECASE,
+    r"(?P<prefix>\b(?i:ENGINE)\s*=\s*)(?=(?:Replacing|Aggregating|Summing|Collapsing|"
+    r"VersionedCollapsing|Graphite|Coalescing)?MergeTree\b)"
 )
+_PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class MigrationError(RuntimeError):
@@ -119,26 +132,34 @@ def split_statements(sql: str) -> list[str]:
 def render(statement: str, cluster: str | None) -> str:
     """The statement as it runs: unchanged embedded, `ON CLUSTER` + Replicated on a cluster.
 
-    Replicated engines are written without arguments so the server's
+    Replicated engines keep the original arguments and add no ZooKeeper path: the server's
     `default_replica_path` / `default_replica_name` (with `{shard}`/`{replica}` macros)
-    decide where each table's replicas meet.
+    decide where each table's replicas meet. A materialized view `TO` a table has no engine
+    and gets none. DDL this function cannot place `ON CLUSTER` in is refused rather than
+    run on one node only.
     """
     if cluster is None:
         return statement
-    on_cluster = f" ON CLUSTER {cluster}"
-    for pattern in (_CREATE, _ALTER_DROP):
-        match = pattern.match(statement)
-        if match:
-            end = match.end("name")
-            statement = statement[:end] + on_cluster + statement[end:]
-            break
-    return _ENGINE.sub(_replicated_engine, statement)
+    on_cluster = f"ON CLUSTER {quote_cluster(cluster)}"
+    match = _AFTER_NAME.match(statement)
+    if match:
+        end = match.end("name")
+        statement = f"{statement[:end]} {on_cluster}{statement[end:]}"
+    elif _AT_END.match(statement):
+        statement = f"{statement.rstrip()} {on_cluster}"
+    elif _OTHER_DDL.match(statement):
+        first_line = statement.strip().splitlines()[0]
+        raise MigrationError(f"cannot render {first_line!r} for a cluster: no ON CLUSTER rule")
+    return _ENGINE.sub(r"\g<prefix>Replicated", statement)
 
 
-def _replicated_engine(match: re.Match[str]) -> str:
-    engine = match.group("engine")
-    args = match.group("args") or ""
-    return f"ENGINE = Replicated{engine}{args}"
+def quote_cluster(cluster: str) -> str:
+    """The cluster name as SQL: bare when it is a plain identifier, else back-quoted."""
+    if _PLAIN_IDENTIFIER.match(cluster):
+        return cluster
+    if any(ch in cluster for ch in "`\\\n\r"):
+        raise MigrationError(f"cluster name {cluster!r} cannot be quoted safely")
+    return f"`{cluster}`"
 
 
 def _ensure_tracking_table(ch: ClickHouse) -> None:
@@ -149,9 +170,44 @@ def _ensure_tracking_table(ch: ClickHouse) -> None:
 
 
 def applied_migrations(ch: ClickHouse) -> dict[str, str]:
-    """`{name: checksum}` of what the database has applied."""
-    _ensure_tracking_table(ch)
+    """`{name: checksum}` of what the database has applied (empty before the first migrate).
+
+    Read-only: /readyz calls this on every probe, and on a cluster a CREATE ... ON CLUSTER
+    per probe would flood the distributed DDL queue. Only `apply` creates the table.
+    """
+    if not ch.query_rows("schema/tracking_table_exists")[0][0]:
+        return {}
     return {name: checksum for name, checksum in ch.query_rows("schema/applied_migrations")}
+
+
+def cluster_shape_problem(cluster: str, shards: int, hosts: int) -> str | None:
+    """One line when the cluster can't hold this schema, else None.
+
+    The schema is Replicated tables with no Distributed layer: every replica holds all the
+    data, which is right for one shard with any number of replicas. On several shards each
+    would hold a fraction and per-trace reads, FINAL and rollup recomputes would be wrong.
+    """
+    if hosts == 0:
+        return (
+            f"cluster {cluster!r} is not defined on this server (system.clusters); check "
+            "TA_CLICKHOUSE_CLUSTER against the server's remote_servers"
+        )
+    if shards > 1:
+        return (
+            f"cluster {cluster!r} has {shards} shards; trace-analytics supports one shard with "
+            "any number of replicas (README: Running in production)"
+        )
+    return None
+
+
+def check_cluster(ch: ClickHouse) -> None:
+    """Raise `MigrationError` unless TA_CLICKHOUSE_CLUSTER names a one-shard cluster."""
+    if ch.cluster is None:
+        return
+    shards, hosts = ch.query_rows("schema/cluster_shape", {"cluster": ch.cluster})[0]
+    problem = cluster_shape_problem(ch.cluster, int(shards), int(hosts))
+    if problem is not None:
+        raise MigrationError(problem)
 
 
 def status(ch: ClickHouse, shipped: list[Migration] | None = None) -> SchemaStatus:
@@ -171,6 +227,8 @@ def status(ch: ClickHouse, shipped: list[Migration] | None = None) -> SchemaStat
 def apply(ch: ClickHouse, shipped: list[Migration] | None = None) -> list[str]:
     """Apply pending migrations in order; returns their names. Refuses edited or unknown ones."""
     shipped = discover() if shipped is None else shipped
+    check_cluster(ch)
+    _ensure_tracking_table(ch)
     current = status(ch, shipped)
     if current.changed or current.unknown:
         raise MigrationError(current.problem() or "schema mismatch")
