@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from service.clickhouse import ClickHouse, EngineUnavailable, connect
+from service.clock import VersionStamp
 from service.migrations import MigrationError, apply, require_current, status
 from service.settings import Settings, SettingsError, load_settings
 
@@ -27,9 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        from service.logs import configure_logging
+        from service.logs import configure_logging, secret_values
 
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, secret_values(settings))
         command: Command = args.command
         return command(args, settings)
     except (SettingsError, EngineUnavailable, MigrationError) as exc:
@@ -73,6 +74,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--project", default="default", help="project id (default 'default')")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.set_defaults(command=run_demo)
+
+    check = sub.add_parser(
+        "check",
+        help="run one conclusion pass (detect, then deliver) and exit",
+        description="Conclude this shard's quiet traces (TA_SHARD_INDEX of TA_SHARD_COUNT), "
+        "then attempt their due deliveries once, print the counts and exit. Runs even with "
+        "TA_SCHEDULER_ENABLED=false, which only stops the scheduled jobs.",
+    )
+    check.set_defaults(command=run_check)
+
+    rollup = sub.add_parser(
+        "rollup",
+        help="run one rollup pass (recompute dirty usage/latency buckets) and exit",
+        description="Recompute every (project, hour) bucket touched since the rollup "
+        "watermark from live raw rows, publish it, advance the watermark, print what it did. "
+        "The first pass on a database covers all history. Safe to run while `serve` runs.",
+    )
+    rollup.set_defaults(command=run_rollup)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="run a chunked backfill (durations, rollups) with a progress bar",
+        description="Create a backfill job and run it here in bounded chunks, pausing between "
+        "them; progress is persisted, so Ctrl-C pauses and --resume (or serve) continues.",
+    )
+    from service.jobs.console import add_arguments as add_backfill_arguments
+
+    add_backfill_arguments(backfill)
+    backfill.set_defaults(command=run_backfill)
     return parser
 
 
@@ -105,6 +135,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
                 "port": settings.port,
                 "clickhouse": ch.target.display,
                 "auth": "api-keys" if settings.api_keys else "off (loopback only)",
+                "cluster": settings.clickhouse_cluster,
+                "shard": f"{settings.shard_index}/{settings.shard_count}",
             },
         )
         uvicorn.run(
@@ -147,7 +179,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from service.api.auth import Principal
-    from service.clock import VersionStamp, system_clock
+    from service.clock import system_clock
     from service.demo import synthetic_batches
     from service.ingest.models import parse_batch
     from service.ingest.writer import write_batch
@@ -172,6 +204,81 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                 written += result.observations
                 bar.update(result.traces)
         print(f"wrote {args.traces} traces, {written} observations to project {args.project!r}")
+        added = add_demo_definitions(ch, args.project, stamp)
+        if added:
+            print(f"added duration definitions: {', '.join(added)}")
         return 0
+    finally:
+        ch.close()
+
+
+def add_demo_definitions(ch: ClickHouse, project: str, stamp: VersionStamp) -> list[str]:
+    """Named durations for the demo project, unless it already has them.
+
+    They are materialized as the demo traces conclude under `serve`, so
+    `/v1/traces/{id}/durations` has data without any further step.
+    """
+    from service.demo import DEMO_DEFINITIONS
+    from service.durations.definitions import DurationDefinitionIn, parse_definition
+    from service.durations.store import get_definition, save_definition
+
+    added = []
+    for body in DEMO_DEFINITIONS:
+        definition = parse_definition(DurationDefinitionIn, body)
+        if get_definition(ch, project, definition.name) is None:
+            save_definition(ch, project, definition.name, definition, stamp.next())
+            added.append(definition.name)
+    return added
+
+
+def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    import threading
+
+    from service.clock import system_clock
+    from service.conclusions import run_delivery_pass, run_detection_pass
+
+    ch = open_migrated(settings)
+    try:
+        stamp = VersionStamp(system_clock)
+        concluded = run_detection_pass(ch, settings, clock=system_clock, stamp=stamp)
+        print(f"concluded {len(concluded)} trace(s)")
+        if settings.analyze_url is None:
+            print("TA_ANALYZE_URL is unset: conclusions recorded, not delivered")
+            return 0
+        report = run_delivery_pass(
+            ch, settings, clock=system_clock, stamp=stamp, stopping=threading.Event()
+        )
+        print(
+            f"delivered {report.delivered}, retrying {report.retrying}, dead {report.dead}; "
+            f"open now: {report.pending} pending, {report.dead_total} dead"
+        )
+        return 0
+    finally:
+        ch.close()
+
+
+def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    from service.clock import system_clock
+    from service.rollups import pending_buckets, run_rollup_pass
+
+    ch = open_migrated(settings)
+    try:
+        result = run_rollup_pass(ch, system_clock)
+        print(result.describe())
+        print(f"buckets still pending: {pending_buckets(ch)}")
+        return 0
+    finally:
+        ch.close()
+
+
+def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from service.jobs.console import BackfillUsageError, run_backfill_command
+
+    ch = open_migrated(settings)
+    try:
+        return run_backfill_command(args, ch, settings)
+    except BackfillUsageError as exc:
+        print(f"trace-analytics backfill: {exc}", file=sys.stderr)
+        return 2
     finally:
         ch.close()

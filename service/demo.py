@@ -19,6 +19,30 @@ TRACE_NAMES = ("chat", "rag-answer", "summarize", "agent-run", "classify")
 TOOLS = ("search", "sql", "fetch_url", "calculator")
 ENVIRONMENTS = ("production", "production", "production", "staging")
 
+# Named durations `demo` defines, in the body format of POST /v1/duration-definitions.
+DEMO_DEFINITIONS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "time_to_first_token",
+        "start": {"anchor": "trace_start"},
+        "end": {
+            "anchor": "observation",
+            "type": "generation",
+            "pick": "first",
+            "edge": "first_token",
+        },
+    },
+    {
+        "name": "last_llm_call",
+        "start": {"anchor": "observation", "type": "generation", "pick": "last", "edge": "start"},
+        "end": {"anchor": "observation", "type": "generation", "pick": "last", "edge": "end"},
+    },
+    {
+        "name": "end_to_end",
+        "start": {"anchor": "trace_start"},
+        "end": {"anchor": "trace_end"},
+    },
+)
+
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

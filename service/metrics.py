@@ -50,6 +50,100 @@ class Metrics:
             "1 when the database schema matches this build's migrations.",
             registry=r,
         )
+        # Conclusions (detection and delivery).
+        self.conclusion_passes = Counter(
+            "ta_conclusion_passes_total",
+            "Conclusion passes run, by pass (detect, deliver).",
+            # Not `job`: Prometheus reserves that label for the scrape target.
+            ["pass"],
+            registry=r,
+        )
+        self.conclusion_pass_duration = Histogram(
+            "ta_conclusion_pass_duration_seconds",
+            "Duration of one conclusion pass, by pass (detect, deliver).",
+            ["pass"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.traces_concluded = Counter(
+            "ta_traces_concluded_total",
+            "Conclusions recorded (each revision counts once).",
+            registry=r,
+        )
+        self.detection_lag = Histogram(
+            "ta_conclusion_detection_lag_seconds",
+            "Time from a trace becoming eligible (last activity + idle) to its conclusion.",
+            buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "ta_deliveries_total",
+            "Conclusion delivery attempts by outcome (delivered, retry, dead).",
+            ["outcome"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "ta_delivery_duration_seconds",
+            "Latency of one POST to the analyze endpoint.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.deliveries_pending = Gauge(
+            "ta_deliveries_pending",
+            "Deliveries waiting for a first or next attempt (refreshed each delivery pass).",
+            registry=r,
+        )
+        self.deliveries_dead = Gauge(
+            "ta_deliveries_dead",
+            "Dead deliveries awaiting a redrive (refreshed each delivery pass).",
+            registry=r,
+        )
+        self.jobs = Gauge(
+            "ta_jobs",
+            "Background jobs (backfills) by status (refreshed each jobs pass and /readyz).",
+            ["status"],
+            registry=r,
+        )
+        self.job_rows_processed = Gauge(
+            "ta_job_rows_processed",
+            "Rows processed by the latest job of each kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.job_rows_total = Gauge(
+            "ta_job_rows_total",
+            "Rows the latest job of each kind covers (counted at its snapshot).",
+            ["kind"],
+            registry=r,
+        )
+        self.job_rate = Gauge(
+            "ta_job_rows_per_second",
+            "Processing rate of the running job of each kind (0 when none runs).",
+            ["kind"],
+            registry=r,
+        )
+        # Rollups.
+        self.rollup_dirty_buckets = Gauge(
+            "ta_rollup_dirty_buckets",
+            "(project, hour) rollup buckets changed since the watermark, awaiting a pass.",
+            registry=r,
+        )
+        self.rollup_pass_duration = Histogram(
+            "ta_rollup_pass_duration_seconds",
+            "Duration of successful rollup passes.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rollup_pass_failures = Counter(
+            "ta_rollup_pass_failures_total",
+            "Rollup passes that failed (their buckets stay dirty).",
+            registry=r,
+        )
+        self.rollup_lag = Gauge(
+            "ta_rollup_lag_seconds",
+            "Now minus the rollup watermark (refreshed each pass and each rollup read).",
+            registry=r,
+        )
 
     def observe_query(self, name: str, seconds: float) -> None:
         """A `ClickHouse` observer: one histogram sample per statement."""

@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from service.conclusions import jobs as conclusions
+from service.jobs import scheduled as backfill_jobs
+from service.rollups import job as rollups
+
 if TYPE_CHECKING:
     from service.api.app import AppContext
 
@@ -63,4 +67,30 @@ def _logged(job: ScheduledJob) -> Callable[[], None]:
 def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
     """Every periodic job `serve` runs, with its interval from settings."""
     jobs: list[ScheduledJob] = []
+    jobs.append(
+        ScheduledJob(
+            "conclusions.detect",
+            lambda: conclusions.detect(ctx),
+            ctx.settings.check_interval_seconds,
+        )
+    )
+    jobs.append(
+        ScheduledJob(
+            "conclusions.deliver",
+            lambda: conclusions.deliver(ctx),
+            conclusions.delivery_interval(ctx),
+        )
+    )
+    jobs.append(
+        ScheduledJob(
+            "rollups.recompute",
+            lambda: rollups.run_scheduled_pass(ctx),
+            ctx.settings.rollup_interval_seconds,
+        )
+    )
+    jobs.append(
+        ScheduledJob(
+            "jobs.run", lambda: backfill_jobs.run_scheduled(ctx), ctx.settings.jobs_interval_seconds
+        )
+    )
     return jobs

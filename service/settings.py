@@ -88,6 +88,17 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, ge=1024, description="Largest POST /v1/ingest body (413 above)."
     )
 
+    # Backfill jobs
+    backfill_batch_size: int = Field(
+        500, ge=1, le=100_000, description="Traces per chunk of a durations backfill."
+    )
+    backfill_pause_seconds: float = Field(
+        0.2, ge=0, description="Pause between backfill chunks, yielding the engine to readers."
+    )
+    jobs_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the scheduler starts or resumes queued backfill jobs."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:

@@ -23,18 +23,22 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import health, ingest, traces
+from service.api import conclusions, durations, health, ingest, jobs, rollups, traces
 from service.api.auth import KeyRing
 from service.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from service.api.openapi import openapi_route
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
+from service.logs import request_context
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.scheduler import ScheduledJob, build_scheduler, default_jobs
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("service.access")
+# Probes and scrapes arrive every few seconds per replica: logged at DEBUG, not INFO.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @dataclass
@@ -92,6 +96,10 @@ def create_app(
         *health.routes(),
         *ingest.routes(),
         *traces.routes(),
+        *conclusions.routes(),
+        *rollups.routes(),
+        *durations.routes(),
+        *jobs.routes(),
     ]
     app = Starlette(
         routes=[*routes, openapi_route(routes)],
@@ -131,16 +139,27 @@ class RequestMetricsMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.http_requests.labels(template, method, str(status)).inc()
-            self.metrics.http_latency.labels(template, method).observe(
-                time.perf_counter() - started
-            )
+        with request_context(request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                method = scope.get("method", "")
+                elapsed = time.perf_counter() - started
+                self.metrics.http_requests.labels(template, method, str(status)).inc()
+                self.metrics.http_latency.labels(template, method).observe(elapsed)
+                access_log.log(
+                    logging.DEBUG if template in _QUIET_ROUTES else logging.INFO,
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "request_id": request_id,
+                    },
+                )
 
 
 def _request_id(scope: Scope) -> str:

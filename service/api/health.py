@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.jobs.scheduled import jobs_readiness
 from service.migrations import MigrationError, status
 
 
@@ -48,6 +49,8 @@ def readyz(request: Request) -> Response:
             problems.append("scheduler is not running")
     else:
         checks["scheduler"] = "disabled"
+    # Informational only: a failed backfill must not take the service out of rotation.
+    checks["jobs"] = jobs_readiness(ctx.clickhouse, ctx.metrics)
     body: dict[str, Any] = {"status": "ready" if not problems else "not_ready", "checks": checks}
     if problems:
         body["reasons"] = problems

@@ -17,11 +17,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import service
+from service.api.conclusions import RedriveRequest
+from service.durations.definitions import DurationDefinitionIn, DurationDefinitionUpdate
 from service.ingest.models import IngestBatch
 
 # (path, method) -> the model that validates its JSON body.
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/ingest", "POST"): IngestBatch,
+    ("/v1/conclusions/redrive", "POST"): RedriveRequest,
+    ("/v1/duration-definitions", "POST"): DurationDefinitionIn,
+    ("/v1/duration-definitions/{name}", "PUT"): DurationDefinitionUpdate,
 }
 
 _ERROR_SCHEMA = {

@@ -10,12 +10,14 @@ from starlette.routing import Route
 
 from service.api.auth import principal
 from service.api.errors import ApiError
+from service.conclusions.store import trace_state
+from service.durations.store import forget_deleted_trace
 from service.traces.store import soft_delete_trace
 from service.traces.summary import fetch_summaries, rfc3339
 
 
 def get_trace(request: Request) -> Response:
-    """The trace's summary from its live raw rows; another project's trace is a 404."""
+    """The trace's summary from its live raw rows, and its status (open/concluded, revision)."""
     ctx = request.app.state.ctx
     project = principal(request).read_project(request.query_params.get("project_id"))
     trace_id = request.path_params["trace_id"]
@@ -28,6 +30,9 @@ def get_trace(request: Request) -> Response:
         "timestamp": rfc3339(summary.timestamp),
         "summary": summary.to_json(),
     }
+    state = trace_state(ctx.clickhouse, project, trace_id)
+    body["status"] = state.status
+    body["revision"] = state.revision or None
     return JSONResponse(body)
 
 
@@ -38,6 +43,7 @@ def delete_trace(request: Request) -> Response:
     trace_id = request.path_params["trace_id"]
     if not soft_delete_trace(ctx.clickhouse, project, trace_id, ctx.stamp):
         raise ApiError(404, "not_found", f"trace_id: no trace {trace_id!r}")
+    forget_deleted_trace(ctx.clickhouse, project, trace_id, ctx.stamp.next)
     return JSONResponse({"deleted": {"project_id": project, "trace_id": trace_id}})
 
 
