@@ -119,7 +119,7 @@ def test_upgrade_rebuilds_the_index_from_the_trace_memory(
     run_rollup_pass(clickhouse, clock)
     # A database whose passes ran before the index existed: memory only.
     clickhouse.command("test:truncate", sql="TRUNCATE TABLE rollup_hour_traces")
-    (migration,) = [m for m in discover() if m.name.startswith("0009")]
+    (migration,) = [m for m in discover() if m.name.endswith("_rollup_hour_index")]
     for statement in migration.statements():
         clickhouse.command("test:migrate", sql=statement)
     assert indexed(clickhouse) == [(TEN, "t1"), (TEN, "t2")]
