@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from service.times import rfc3339
+
 MODELS = (
     ("gpt-4o", "openai", 2.5e-6, 1.0e-5),
     ("gpt-4o-mini", "openai", 1.5e-7, 6.0e-7),
@@ -44,17 +46,13 @@ DEMO_DEFINITIONS: tuple[dict[str, Any], ...] = (
 )
 
 
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
 def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[str, Any]:
     """One trace with a root span, 1-4 generations and some tool calls."""
     name = rng.choice(TRACE_NAMES)
     trace = {
         "id": trace_id,
         "name": name,
-        "timestamp": _iso(start),
+        "timestamp": rfc3339(start),
         "user_id": f"user-{rng.randrange(200)}",
         "session_id": f"session-{rng.randrange(1000)}",
         "environment": rng.choice(ENVIRONMENTS),
@@ -78,9 +76,9 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
                 "parent_id": root_id,
                 "type": "generation",
                 "name": f"{name}.llm",
-                "start_time": _iso(cursor),
-                "end_time": _iso(gen_end),
-                "completion_start_time": _iso(cursor + ttft),
+                "start_time": rfc3339(cursor),
+                "end_time": rfc3339(gen_end),
+                "completion_start_time": rfc3339(cursor + ttft),
                 "model": model,
                 "provider": provider,
                 "input_tokens": input_tokens,
@@ -100,8 +98,8 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
                     "parent_id": root_id,
                     "type": "tool",
                     "name": rng.choice(TOOLS),
-                    "start_time": _iso(cursor),
-                    "end_time": None if orphan else _iso(tool_end),
+                    "start_time": rfc3339(cursor),
+                    "end_time": None if orphan else rfc3339(tool_end),
                 }
             )
             cursor = tool_end
@@ -112,8 +110,8 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
             "trace_id": trace_id,
             "type": "span",
             "name": name,
-            "start_time": _iso(start),
-            "end_time": _iso(cursor + timedelta(milliseconds=rng.randrange(1, 20))),
+            "start_time": rfc3339(start),
+            "end_time": rfc3339(cursor + timedelta(milliseconds=rng.randrange(1, 20))),
         },
     )
     return {"trace": trace, "observations": observations}

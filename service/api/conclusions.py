@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.auth import principal
+from service.api.body import read_body
 from service.api.errors import ApiError
 from service.api.params import parse_int, parse_time, reject_unknown
 from service.conclusions import store
@@ -18,10 +19,12 @@ from service.conclusions.delivery import redrive_dead
 from service.conclusions.errors import InvalidFeedCursor
 from service.conclusions.feed import decode_cursor, encode_cursor
 from service.conclusions.models import Status
+from service.ingest.models import field_path
 
 FEED_PARAMETERS = {"since", "status", "limit", "cursor", "project_id"}
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+REDRIVE_MAX_BYTES = 64 * 1024
 
 
 class RedriveRequest(BaseModel):
@@ -66,12 +69,12 @@ async def redrive(request: Request) -> Response:
     reject_unknown(request, {"project_id"})
     ctx = request.app.state.ctx
     project = principal(request).read_project(request.query_params.get("project_id"))
-    raw = await request.body()
+    raw = await read_body(request, REDRIVE_MAX_BYTES, empty=None)
     try:
         body = RedriveRequest.model_validate_json(raw) if raw.strip() else RedriveRequest()
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "body"
+        where = field_path(error["loc"]) or "body"
         raise ApiError(400, "invalid_body", f"{where}: {error['msg']}") from None
 
     requeued = await anyio.to_thread.run_sync(

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.auth import principal
+from service.api.body import read_body
 from service.api.errors import ApiError
 from service.api.jobs import job_json
 from service.api.params import parse_time, reject_unknown
@@ -48,12 +49,8 @@ _GRANULARITIES = ("hour", "day")
 
 
 async def _body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"body exceeds {_MAX_BODY} bytes")
-    if not body:
-        raise ApiError(400, "invalid_definition", "body: expected a JSON object")
-    return body
+    empty = ApiError(400, "invalid_definition", "body: expected a JSON object")
+    return await read_body(request, _MAX_BODY, empty=empty)
 
 
 def _project(request: Request) -> str:

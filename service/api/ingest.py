@@ -10,11 +10,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.auth import principal
+from service.api.body import read_body
 from service.api.errors import ApiError
 from service.ingest.models import IngestBatch, InvalidBatch, parse_batch
 from service.ingest.writer import IngestResult, write_batch
 
 log = logging.getLogger(__name__)
+
+EMPTY_BATCH = "body: expected a JSON object with traces/observations"
 
 
 async def ingest(request: Request) -> Response:
@@ -22,7 +25,12 @@ async def ingest(request: Request) -> Response:
     ctx = request.app.state.ctx
     caller = principal(request)
     default_project = request.query_params.get("project_id")
-    body = await _read_capped(request, ctx.settings.ingest_max_bytes)
+    body = await read_body(
+        request,
+        ctx.settings.ingest_max_bytes,
+        setting="TA_INGEST_MAX_BYTES",
+        empty=ApiError(400, "invalid_batch", EMPTY_BATCH),
+    )
     try:
         batch = await anyio.to_thread.run_sync(parse_batch, body)
     except InvalidBatch as exc:
@@ -46,28 +54,6 @@ async def ingest(request: Request) -> Response:
         {"accepted": {"traces": result.traces, "observations": result.observations}},
         status_code=202,
     )
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(
-            413, "payload_too_large", f"body exceeds {limit} bytes (TA_INGEST_MAX_BYTES)"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(
-                413, "payload_too_large", f"body exceeds {limit} bytes (TA_INGEST_MAX_BYTES)"
-            )
-        chunks.append(chunk)
-    if size == 0:
-        raise ApiError(
-            400, "invalid_batch", "body: expected a JSON object with traces/observations"
-        )
-    return b"".join(chunks)
 
 
 def routes() -> list[Route]:

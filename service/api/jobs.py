@@ -17,7 +17,7 @@ from service.api.errors import ApiError
 from service.api.params import parse_int, reject_unknown
 from service.jobs.model import STATUSES, Job, progress
 from service.jobs.store import get_job, list_jobs
-from service.traces.summary import rfc3339
+from service.times import rfc3339
 
 
 def job_json(job: Job) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.requests import Request
 
 from service.api.errors import ApiError
+from service.times import parse_rfc3339
 
 
 def parse_time(request: Request, name: str, *, required: bool = False) -> datetime | None:
@@ -17,12 +18,11 @@ def parse_time(request: Request, name: str, *, required: bool = False) -> dateti
             raise ApiError(400, "invalid_parameter", f"{name}: required (RFC 3339 time)")
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_rfc3339(raw)
     except ValueError:
         raise ApiError(
             400, "invalid_parameter", f"{name}: {raw!r} is not an RFC 3339 time"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def parse_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:

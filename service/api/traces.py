@@ -12,8 +12,9 @@ from service.api.auth import principal
 from service.api.errors import ApiError
 from service.conclusions.store import trace_state
 from service.durations.store import forget_deleted_trace
+from service.times import rfc3339
 from service.traces.store import soft_delete_trace
-from service.traces.summary import fetch_summaries, rfc3339
+from service.traces.summary import fetch_summaries
 
 
 def get_trace(request: Request) -> Response:

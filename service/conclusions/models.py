@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from service.traces.summary import rfc3339
+from service.times import rfc3339
 
 
 class Status(StrEnum):

@@ -23,7 +23,9 @@ from service.conclusions.models import Candidate, Conclusion, Status, TraceState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-CONCLUSION_COLUMNS = (
+# The outbox row carries the conclusion's payload and delivery state, minus delivered_at
+# (an outbox row is deleted once delivered) plus the tombstone flag.
+_SHARED_COLUMNS = (
     "project_id",
     "trace_id",
     "revision",
@@ -34,23 +36,9 @@ CONCLUSION_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "last_error",
-    "delivered_at",
-    "updated_at",
 )
-OUTBOX_COLUMNS = (
-    "project_id",
-    "trace_id",
-    "revision",
-    "concluded_at",
-    "last_activity_at",
-    "summary",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "updated_at",
-    "is_deleted",
-)
+CONCLUSION_COLUMNS = (*_SHARED_COLUMNS, "delivered_at", "updated_at")
+OUTBOX_COLUMNS = (*_SHARED_COLUMNS, "updated_at", "is_deleted")
 
 
 def read_cursor(ch: ClickHouse, shard_count: int, shard_index: int) -> datetime | None:

@@ -17,7 +17,7 @@ from typing import Any
 from service.clickhouse import ClickHouse
 from service.durations.anchors import DurationResult, Obs, compute_duration, trace_start
 from service.durations.definitions import DurationSpec, spec_from_json, spec_json
-from service.traces.summary import rfc3339
+from service.times import rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
 
 from tqdm import tqdm
@@ -27,6 +27,7 @@ from service.jobs.rollups_backfill import rollup_backfill_params
 from service.jobs.runner import RunOptions, run_job
 from service.jobs.store import ALL_PROJECTS, create_job, get_job, list_jobs
 from service.settings import Settings
+from service.times import parse_rfc3339
 
 
 class BackfillUsageError(ValueError):
@@ -98,10 +99,9 @@ def _parse(raw: str | None, flag: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_rfc3339(raw)
     except ValueError:
         raise BackfillUsageError(f"{flag}: {raw!r} is not an RFC 3339 time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _run_with_bar(ch: ClickHouse, job: Job, settings: Settings, pause: float | None) -> int:

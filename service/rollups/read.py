@@ -9,7 +9,7 @@ percentile is within 1% (relative) of the true value at that rank, whatever the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from service.clickhouse import ClickHouse
@@ -21,6 +21,7 @@ from service.rollups.request import (
     RangeQuery,
 )
 from service.rollups.sketch import bucket_value
+from service.times import rfc3339_compact
 
 # The levels the SQL reads off each merged histogram, in this order.
 PERCENTILES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
@@ -36,7 +37,7 @@ class Freshness:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "watermark": rfc3339(self.watermark),
+            "watermark": rfc3339_compact(self.watermark),
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "source": self.source,
         }
@@ -104,7 +105,7 @@ def latency_grouping(level: str, group_by: tuple[str, ...]) -> int:
 
 def usage_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
     """One API row from one query row (pure)."""
-    out: dict[str, Any] = {"bucket": rfc3339(row["bucket"])}
+    out: dict[str, Any] = {"bucket": rfc3339_compact(row["bucket"])}
     for key in group_by:
         out[key] = row[f"g_{key}"]
     out.update(
@@ -120,7 +121,7 @@ def usage_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
 
 def latency_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
     """One API row; stats are null when nothing in the group has a usable duration (pure)."""
-    out: dict[str, Any] = {"bucket": rfc3339(row["bucket"])}
+    out: dict[str, Any] = {"bucket": rfc3339_compact(row["bucket"])}
     for key in group_by:
         out[key] = row[f"g_{key}"]
     count = int(row["s_count"])
@@ -132,14 +133,3 @@ def latency_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any
     out["orphans"] = int(row["s_orphans"])
     out["skewed"] = int(row["s_skewed"])
     return out
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    """`2026-11-22T10:00:00Z`, or None."""
-    if value is None:
-        return None
-    utc = value.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}"
-    return text + "Z"

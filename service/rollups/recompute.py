@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from service.clickhouse import ClickHouse
 from service.clock import Clock
 from service.rollups.buckets import VERSIONS, Bucket, chunk_buckets
+from service.times import rfc3339_compact
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,13 @@ class RollupPassResult:
 
     def describe(self) -> str:
         """One line for an operator."""
-        since = _iso(self.previous_watermark) if self.previous_watermark else "the beginning"
+        since = (
+            rfc3339_compact(self.previous_watermark) if self.previous_watermark else "the beginning"
+        )
         return (
             f"rollup pass: {self.dirty_traces} dirty trace(s) since {since}, "
             f"{len(self.buckets)} bucket(s) recomputed in {self.seconds:.3f}s; "
-            f"watermark {_iso(self.watermark)}"
+            f"watermark {rfc3339_compact(self.watermark)}"
         )
 
 
@@ -140,7 +143,7 @@ def run_rollup_pass(
             "dirty_traces": dirty_traces,
             "buckets": len(buckets),
             "seconds": round(result.seconds, 3),
-            "watermark": _iso(watermark),
+            "watermark": rfc3339_compact(watermark),
         },
     )
     return result
@@ -225,7 +228,3 @@ def _publish(ch: ClickHouse, params: dict[str, object]) -> None:
 
 def _count_dirty(ch: ClickHouse, pass_id: int) -> int:
     return int(ch.query_rows("rollups/count_dirty_traces", {"pass": pass_id})[0][0])
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

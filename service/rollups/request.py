@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from service.rollups.buckets import ceil_hour, floor_hour, whole_days
+from service.times import parse_rfc3339
 
 USAGE_GROUP_KEYS = ("model", "provider", "type", "name", "environment")
 LATENCY_GROUP_KEYS = ("name", "model", "provider", "type")
@@ -134,7 +135,6 @@ def _parse_time(params: Mapping[str, str], name: str) -> datetime | None:
     if raw is None or raw == "":
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_rfc3339(raw)
     except ValueError:
         raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from service.clickhouse import ClickHouse
+from service.times import rfc3339
 
 TraceKey = tuple[str, str]
 
@@ -55,13 +56,6 @@ class TraceSummary:
             "cost": self.cost,
             "models": list(self.models),
         }
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    """`2026-11-22T10:01:05.120Z`, or None."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
