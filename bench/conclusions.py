@@ -40,6 +40,7 @@ import orjson
 from service.clickhouse import ClickHouse, connect
 from service.clock import ManualClock, VersionStamp
 from service.conclusions import run_delivery_pass, run_detection_pass, store
+from service.conclusions.delivery import Sender
 from service.conclusions.models import Conclusion, Status
 from service.migrations import apply
 from service.settings import Settings
@@ -266,11 +267,12 @@ def bench_delivery(ch: ClickHouse, count: int, delay: float) -> tuple[float, flo
             analyze_url=url, webhook_secret="whsec_" + "a" * 43, check_batch_limit=count
         )
         queue(ch, count, f"d{delay}-", stamp)
-        seconds, report = timed(
-            lambda: run_delivery_pass(
-                ch, settings, clock=clock, stamp=stamp, stopping=threading.Event()
+        with Sender(settings) as sender:
+            seconds, report = timed(
+                lambda: run_delivery_pass(
+                    ch, settings, sender, clock=clock, stamp=stamp, stopping=threading.Event()
+                )
             )
-        )
         # The detection passes above queued their conclusions too: all of them count.
         assert report.delivered >= count, report
         ours = report.delivered / seconds

@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 
-from service.clickhouse import ClickHouse, EngineUnavailable, connect
-from service.clock import VersionStamp
-from service.migrations import MigrationError, apply, require_current, status
-from service.settings import Settings, SettingsError, load_settings
+from service.clickhouse import ClickHouse, connect
+from service.clock import VersionStamp, system_clock
+from service.errors import ConfigError, EngineUnavailable, MigrationError, UsageError
+from service.migrations import apply, require_current, status
+from service.settings import Settings, load_settings
+from service.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, secret_values(settings))
         command: Command = args.command
         return command(args, settings)
-    except (SettingsError, EngineUnavailable, MigrationError) as exc:
+    except (ConfigError, EngineUnavailable, MigrationError) as exc:
         print(f"trace-analytics: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"trace-analytics {args.name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -99,25 +106,48 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create a backfill job and run it here in bounded chunks, pausing between "
         "them; progress is persisted, so Ctrl-C pauses and --resume (or serve) continues.",
     )
-    from service.jobs.console import add_arguments as add_backfill_arguments
-
-    add_backfill_arguments(backfill)
+    _add_backfill_arguments(backfill)
     backfill.set_defaults(command=run_backfill)
     return parser
 
 
-def open_migrated(settings: Settings) -> ClickHouse:
-    """Connect; the embedded default migrates itself, a server must already match."""
+def _add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `backfill` options and its `durations` / `rollups` sub-commands."""
+    parser.add_argument("--list", action="store_true", help="list jobs and their progress")
+    parser.add_argument("--resume", metavar="JOB_ID", help="continue a paused or interrupted job")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=None,
+        help="seconds between chunks (default TA_BACKFILL_PAUSE_SECONDS)",
+    )
+    kinds = parser.add_subparsers(dest="backfill_kind", metavar="KIND")
+    durations = kinds.add_parser(
+        "durations", help="recompute named durations of already-concluded traces"
+    )
+    durations.add_argument("--definition", help="only this definition (default: all)")
+    durations.add_argument("--project", help="only this project (default: every project)")
+    durations.add_argument(
+        "--batch-size", type=int, default=None, help="traces per chunk (TA_BACKFILL_BATCH_SIZE)"
+    )
+    rollups = kinds.add_parser("rollups", help="recompute hourly usage/latency rollups")
+    rollups.add_argument("--from", dest="start", help="RFC 3339 start (default: first row)")
+    rollups.add_argument("--to", dest="end", help="RFC 3339 end (default: now)")
+    rollups.add_argument("--hours-per-chunk", type=int, default=6, help="hours per chunk")
+
+
+@contextmanager
+def engine(settings: Settings) -> Iterator[ClickHouse]:
+    """Connect, make sure the schema fits (the embedded default migrates itself), close."""
     ch = connect(settings)
     try:
         if ch.embedded:
             apply(ch)
         else:
             require_current(ch)
-    except BaseException:
+        yield ch
+    finally:
         ch.close()
-        raise
-    return ch
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,8 +155,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.api import create_app
 
-    ch = open_migrated(settings)
-    try:
+    with engine(settings) as ch:
         app = create_app(settings, ch)
         log.info(
             "serving",
@@ -148,8 +177,6 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
             timeout_graceful_shutdown=30,
         )
-    finally:
-        ch.close()
     return 0
 
 
@@ -178,107 +205,82 @@ def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from service.api.auth import Principal
-    from service.clock import system_clock
-    from service.demo import synthetic_batches
-    from service.ingest.models import parse_batch
-    from service.ingest.writer import write_batch
+    from service.demo import add_demo_definitions, write_demo
 
-    ch = open_migrated(settings)
-    try:
+    with engine(settings) as ch:
         stamp = VersionStamp(system_clock)
-        admin = Principal(project=None)
-        written = 0
-        batches = synthetic_batches(
-            traces=args.traces, batch_size=250, now=datetime.now(UTC), seed=args.seed
-        )
         with tqdm(total=args.traces, unit="trace", disable=None) as bar:
-            for body in batches:
-                batch = parse_batch(body)
-                result = write_batch(
-                    ch,
-                    batch,
-                    lambda project, field: admin.write_project(project, args.project, field),
-                    stamp,
-                )
-                written += result.observations
-                bar.update(result.traces)
+            written = write_demo(
+                ch,
+                stamp,
+                traces=args.traces,
+                project=args.project,
+                now=system_clock(),
+                seed=args.seed,
+                on_batch=bar.update,
+            )
         print(f"wrote {args.traces} traces, {written} observations to project {args.project!r}")
         added = add_demo_definitions(ch, args.project, stamp)
         if added:
             print(f"added duration definitions: {', '.join(added)}")
-        return 0
-    finally:
-        ch.close()
-
-
-def add_demo_definitions(ch: ClickHouse, project: str, stamp: VersionStamp) -> list[str]:
-    """Named durations for the demo project, unless it already has them.
-
-    They are materialized as the demo traces conclude under `serve`, so
-    `/v1/traces/{id}/durations` has data without any further step.
-    """
-    from service.demo import DEMO_DEFINITIONS
-    from service.durations.definitions import DurationDefinitionIn, parse_definition
-    from service.durations.store import get_definition, save_definition
-
-    added = []
-    for body in DEMO_DEFINITIONS:
-        definition = parse_definition(DurationDefinitionIn, body)
-        if get_definition(ch, project, definition.name) is None:
-            save_definition(ch, project, definition.name, definition, stamp.next())
-            added.append(definition.name)
-    return added
+    return 0
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
-    import threading
-
-    from service.clock import system_clock
     from service.conclusions import run_delivery_pass, run_detection_pass
+    from service.conclusions.delivery import Sender
 
-    ch = open_migrated(settings)
-    try:
+    with engine(settings) as ch:
         stamp = VersionStamp(system_clock)
         concluded = run_detection_pass(ch, settings, clock=system_clock, stamp=stamp)
         print(f"concluded {len(concluded)} trace(s)")
         if settings.analyze_url is None:
             print("TA_ANALYZE_URL is unset: conclusions recorded, not delivered")
             return 0
-        report = run_delivery_pass(
-            ch, settings, clock=system_clock, stamp=stamp, stopping=threading.Event()
-        )
+        with Sender(settings) as sender:
+            report = run_delivery_pass(
+                ch, settings, sender, clock=system_clock, stamp=stamp, stopping=threading.Event()
+            )
         print(
             f"delivered {report.delivered}, retrying {report.retrying}, dead {report.dead}; "
             f"open now: {report.pending} pending, {report.dead_total} dead"
         )
-        return 0
-    finally:
-        ch.close()
+    return 0
 
 
 def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
-    from service.clock import system_clock
     from service.rollups import pending_buckets, run_rollup_pass
 
-    ch = open_migrated(settings)
-    try:
+    with engine(settings) as ch:
         result = run_rollup_pass(ch, system_clock)
         print(result.describe())
         print(f"buckets still pending: {pending_buckets(ch)}")
-        return 0
-    finally:
-        ch.close()
+    return 0
 
 
 def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from service.jobs.console import BackfillUsageError, run_backfill_command
+    from service.jobs.console import BackfillCommand, run_backfill_command
 
-    ch = open_migrated(settings)
+    command = BackfillCommand(
+        kind=args.backfill_kind,
+        list_jobs=args.list,
+        resume=args.resume,
+        pause=args.pause,
+        definition=getattr(args, "definition", None),
+        project=getattr(args, "project", None),
+        batch_size=getattr(args, "batch_size", None),
+        start=_time_option(getattr(args, "start", None), "--from"),
+        end=_time_option(getattr(args, "end", None), "--to"),
+        hours_per_chunk=getattr(args, "hours_per_chunk", 6),
+    )
+    with engine(settings) as ch:
+        return run_backfill_command(command, ch, settings)
+
+
+def _time_option(raw: str | None, flag: str) -> datetime | None:
+    if raw is None:
+        return None
     try:
-        return run_backfill_command(args, ch, settings)
-    except BackfillUsageError as exc:
-        print(f"trace-analytics backfill: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        ch.close()
+        return parse_time(raw)
+    except ValueError:
+        raise UsageError(f"{flag}: {raw!r} is not an RFC 3339 time") from None

@@ -18,22 +18,19 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from service.errors import EngineUnavailable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 QueryObserver = Callable[[str, float], None]
-
-
-class EngineUnavailable(RuntimeError):
-    """ClickHouse could not be opened or reached; the message is one line for an operator."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +56,33 @@ def parse_target(url: str) -> Target:
         raw = url.removeprefix("chdb://") or "./data"
         return Target(embedded_path=Path(raw).expanduser().resolve(), url=url)
     return Target(embedded_path=None, url=url)
+
+
+# Every key list a statement binds is cut to this size. clickhouse-connect sends a bind
+# parameter above 4 KiB as an HTTP form field, and a ClickHouse server refuses form fields
+# above `http_max_field_value_size` (128 KiB by default): 64 KiB of key text leaves room for
+# quoting and escaping whatever the ids hold.
+MAX_KEYS_PER_STATEMENT = 1000
+MAX_KEY_BYTES_PER_STATEMENT = 64 * 1024
+
+K = TypeVar("K", bound=tuple[str, ...])
+
+
+def key_chunks(keys: Sequence[K]) -> Iterator[list[K]]:
+    """`keys` in order, cut so no statement binds more than the bounds above."""
+    chunk: list[K] = []
+    size = 0
+    for key in keys:
+        weight = sum(len(part.encode()) + 8 for part in key)
+        if chunk and (
+            len(chunk) >= MAX_KEYS_PER_STATEMENT or size + weight > MAX_KEY_BYTES_PER_STATEMENT
+        ):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(key)
+        size += weight
+    if chunk:
+        yield chunk
 
 
 @cache

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from service.times import rfc3339
+from service.auth import ADMIN_PRINCIPAL
+from service.clickhouse import ClickHouse
+from service.clock import VersionStamp
+from service.durations.catalog import get_definition, save_definition
+from service.durations.definitions import DurationDefinitionIn, parse_definition
+from service.ingest.models import parse_batch
+from service.ingest.writer import assign_projects, write_batch
+from service.times import format_time
 
 MODELS = (
     ("gpt-4o", "openai", 2.5e-6, 1.0e-5),
@@ -52,7 +59,7 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
     trace = {
         "id": trace_id,
         "name": name,
-        "timestamp": rfc3339(start),
+        "timestamp": format_time(start),
         "user_id": f"user-{rng.randrange(200)}",
         "session_id": f"session-{rng.randrange(1000)}",
         "environment": rng.choice(ENVIRONMENTS),
@@ -76,9 +83,9 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
                 "parent_id": root_id,
                 "type": "generation",
                 "name": f"{name}.llm",
-                "start_time": rfc3339(cursor),
-                "end_time": rfc3339(gen_end),
-                "completion_start_time": rfc3339(cursor + ttft),
+                "start_time": format_time(cursor),
+                "end_time": format_time(gen_end),
+                "completion_start_time": format_time(cursor + ttft),
                 "model": model,
                 "provider": provider,
                 "input_tokens": input_tokens,
@@ -98,8 +105,8 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
                     "parent_id": root_id,
                     "type": "tool",
                     "name": rng.choice(TOOLS),
-                    "start_time": rfc3339(cursor),
-                    "end_time": None if orphan else rfc3339(tool_end),
+                    "start_time": format_time(cursor),
+                    "end_time": None if orphan else format_time(tool_end),
                 }
             )
             cursor = tool_end
@@ -110,8 +117,8 @@ def synthetic_trace(rng: random.Random, trace_id: str, start: datetime) -> dict[
             "trace_id": trace_id,
             "type": "span",
             "name": name,
-            "start_time": rfc3339(start),
-            "end_time": rfc3339(cursor + timedelta(milliseconds=rng.randrange(1, 20))),
+            "start_time": format_time(start),
+            "end_time": format_time(cursor + timedelta(milliseconds=rng.randrange(1, 20))),
         },
     )
     return {"trace": trace, "observations": observations}
@@ -133,3 +140,45 @@ def synthetic_batches(
             pending = {"traces": [], "observations": []}
     if pending["traces"]:
         yield orjson.dumps(pending)
+
+
+def write_demo(
+    ch: ClickHouse,
+    stamp: VersionStamp,
+    *,
+    traces: int,
+    project: str,
+    now: datetime,
+    seed: int = 7,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Write `traces` synthetic traces through ingest validation and the writer.
+
+    Returns the number of observations written; `on_batch(traces)` follows progress.
+    """
+    written = 0
+    for body in synthetic_batches(traces=traces, batch_size=250, now=now, seed=seed):
+        batch = parse_batch(body)
+        projects = assign_projects(
+            batch, lambda record, field: ADMIN_PRINCIPAL.write_project(record, project, field)
+        )
+        result = write_batch(ch, batch, projects, stamp)
+        written += result.observations
+        if on_batch is not None:
+            on_batch(result.traces)
+    return written
+
+
+def add_demo_definitions(ch: ClickHouse, project: str, stamp: VersionStamp) -> list[str]:
+    """The demo's named durations, unless the project already has them; returns those added.
+
+    They are materialized as the demo traces conclude under `serve`, so
+    `/v1/traces/{id}/durations` has data without any further step.
+    """
+    added = []
+    for body in DEMO_DEFINITIONS:
+        definition = parse_definition(DurationDefinitionIn, body)
+        if get_definition(ch, project, definition.name) is None:
+            save_definition(ch, project, definition.name, definition, stamp.next())
+            added.append(definition.name)
+    return added

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.clickhouse import ClickHouse, load_query, queries_root
+from service.errors import MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ _ENGINE = re.compile(
     r"VersionedCollapsing|Graphite|Coalescing)?MergeTree\b)"
 )
 _PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class MigrationError(RuntimeError):
-    """The migrations on disk and in the database disagree; the message says how."""
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from service.conclusions import jobs as conclusions
-from service.jobs import scheduled as backfill_jobs
-from service.rollups import job as rollups
-
-if TYPE_CHECKING:
-    from service.api.app import AppContext
+from service.conclusions.delivery import delivery_interval, run_delivery_pass
+from service.conclusions.detector import run_detection_pass
+from service.context import AppContext
+from service.jobs.kinds import default_kinds
+from service.jobs.scheduled import run_pending_jobs
+from service.rollups.job import run_scheduled_pass
 
 log = logging.getLogger(__name__)
 
@@ -65,32 +65,51 @@ def _logged(job: ScheduledJob) -> Callable[[], None]:
 
 
 def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
-    """Every periodic job `serve` runs, with its interval from settings."""
-    jobs: list[ScheduledJob] = []
-    jobs.append(
+    """Every periodic job `serve` runs, each given only what it needs, intervals from settings."""
+    settings, ch = ctx.settings, ctx.clickhouse
+    return [
         ScheduledJob(
             "conclusions.detect",
-            lambda: conclusions.detect(ctx),
-            ctx.settings.check_interval_seconds,
-        )
-    )
-    jobs.append(
+            partial(
+                run_detection_pass,
+                ch,
+                settings,
+                clock=ctx.clock,
+                stamp=ctx.stamp,
+                metrics=ctx.metrics,
+            ),
+            settings.check_interval_seconds,
+        ),
         ScheduledJob(
             "conclusions.deliver",
-            lambda: conclusions.deliver(ctx),
-            conclusions.delivery_interval(ctx),
-        )
-    )
-    jobs.append(
+            partial(
+                run_delivery_pass,
+                ch,
+                settings,
+                ctx.sender,
+                clock=ctx.clock,
+                stamp=ctx.stamp,
+                stopping=ctx.stopping,
+                metrics=ctx.metrics,
+            ),
+            delivery_interval(settings),
+        ),
         ScheduledJob(
             "rollups.recompute",
-            lambda: rollups.run_scheduled_pass(ctx),
-            ctx.settings.rollup_interval_seconds,
-        )
-    )
-    jobs.append(
+            partial(run_scheduled_pass, ch, ctx.clock, ctx.metrics, ctx.stopping),
+            settings.rollup_interval_seconds,
+        ),
         ScheduledJob(
-            "jobs.run", lambda: backfill_jobs.run_scheduled(ctx), ctx.settings.jobs_interval_seconds
-        )
-    )
-    return jobs
+            "jobs.run",
+            partial(
+                run_pending_jobs,
+                ch,
+                default_kinds(),
+                ctx.clock,
+                settings,
+                ctx.metrics,
+                ctx.stopping.is_set,
+            ),
+            settings.jobs_interval_seconds,
+        ),
+    ]

@@ -9,12 +9,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.errors import ConfigError
+
 EMBEDDED_DEFAULT_URL = "chdb://./data"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class SettingsError(ValueError):
-    """A bad `TA_*` value; its message is one line that names the variable."""
 
 
 class Settings(BaseSettings):
@@ -191,11 +189,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment; a bad value raises a one-line `SettingsError`."""
+    """Read settings from the environment; a bad value raises a one-line `ConfigError`."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(describe_validation_error(exc)) from None
+        raise ConfigError(describe_validation_error(exc)) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -1,29 +1,55 @@
-"""RFC 3339 times at the edges: one parser for every input, the two output shapes we emit."""
+"""Times at the edges: one parser for every input, one format for every output, one epoch.
+
+Every time the service emits (API bodies, webhook payloads, job parameters, logs, the CLI)
+is RFC 3339 in UTC with exactly three fractional digits and a `Z`:
+`2026-11-22T10:01:05.120Z`. Sub-millisecond parts are floored, which keeps statements such
+as "everything ingested before the watermark is included" true.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
-def parse_rfc3339(raw: str) -> datetime:
+def parse_time(raw: str) -> datetime:
     """An RFC 3339 string as aware UTC; no offset means UTC. Raises ValueError."""
-    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def rfc3339(value: datetime | None) -> str | None:
-    """`2026-11-22T10:01:05.120Z` (always milliseconds), or None."""
+def format_time(value: datetime | None) -> str | None:
+    """`2026-11-22T10:01:05.120Z` (UTC, always milliseconds), or None."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
-def rfc3339_compact(value: datetime | None) -> str | None:
-    """`2026-11-22T10:00:00Z`, with microseconds only when there are any, or None."""
-    if value is None:
-        return None
+def floor_hour(value: datetime) -> datetime:
+    """The start of the UTC hour holding `value`."""
     utc = value.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}"
-    return text + "Z"
+    return utc.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(value: datetime) -> datetime:
+    """The first hour boundary at or after `value`."""
+    floor = floor_hour(value)
+    return floor if floor == value.astimezone(UTC) else floor + HOUR
+
+
+def floor_day(value: datetime) -> datetime:
+    """Midnight UTC of the day holding `value`."""
+    return floor_hour(value).replace(hour=0)
+
+
+def ceil_day(value: datetime) -> datetime:
+    """The first UTC midnight at or after `value`."""
+    floor = floor_day(value)
+    return floor if floor == value.astimezone(UTC) else floor + DAY

@@ -1,11 +1,19 @@
-"""Shared fixtures: every test gets its own embedded chDB directory, migrated, then closed.
+"""Shared fixtures and helpers: every test gets its own embedded chDB directory, migrated.
 
-chDB opens one data directory per process at a time, so each `clickhouse` fixture closes
-its client at teardown before the next test opens a new directory.
+Migrations run once per session into a template directory; each test gets a copy of it
+(a file copy costs milliseconds, the migrations about a second). chDB opens one data
+directory per process at a time, so the template is closed before any copy is opened, and
+each `clickhouse` fixture closes its client at teardown before the next test opens another.
+
+Helpers every test module may import (`from tests.conftest import ...`): record builders
+(`trace`, `observation`), `ingest_traces`, and the scheduled passes run by hand
+(`detect`, `deliver`) with the app's own context.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +22,29 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from service.api import create_app
+from service.api import app_context, create_app
 from service.clickhouse import ClickHouse, connect
 from service.clock import ManualClock
+from service.conclusions import DeliveryReport, run_delivery_pass, run_detection_pass
+from service.conclusions.delivery import Sender
+from service.conclusions.models import Conclusion
 from service.migrations import apply
 from service.settings import Settings
+
+# Idle time the conclusion tests configure; `clock.advance(IDLE)` makes a trace quiet.
+IDLE = 60
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with every migration applied, closed, ready to be copied."""
+    path = tmp_path_factory.mktemp("template") / "data"
+    ch = connect(Settings(clickhouse_url=f"chdb://{path}"))
+    try:
+        apply(ch)
+    finally:
+        ch.close()
+    return path
 
 
 @pytest.fixture
@@ -27,10 +53,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def clickhouse(settings: Settings) -> Iterator[ClickHouse]:
+def clickhouse(settings: Settings, migrated_template: Path) -> Iterator[ClickHouse]:
+    target = Path(settings.clickhouse_url.removeprefix("chdb://"))
+    shutil.copytree(
+        migrated_template, target, symlinks=True, ignore=shutil.ignore_patterns("*.lock")
+    )
     ch = connect(settings)
     try:
-        apply(ch)
         yield ch
     finally:
         ch.close()
@@ -86,3 +115,50 @@ def observation(obs_id: str = "o1", trace_id: str = "t1", **fields: Any) -> dict
         "cost": 0.01,
         **fields,
     }
+
+
+def ingest_traces(client: TestClient, *trace_ids: str, **query: str) -> None:
+    """One batch: each trace with two observations (one generation, one tool call)."""
+    body = {
+        "traces": [trace(t) for t in trace_ids],
+        "observations": [
+            o
+            for t in trace_ids
+            for o in (
+                observation(f"{t}-llm", t),
+                observation(f"{t}-tool", t, type="tool", model="", input_tokens=0),
+            )
+        ],
+    }
+    response = client.post("/v1/ingest", json=body, params=query)
+    assert response.status_code == 202, response.text
+
+
+def detect(app: Starlette) -> list[Conclusion]:
+    """One detection pass with the app's settings, clock and metrics."""
+    ctx = app_context(app)
+    return run_detection_pass(
+        ctx.clickhouse, ctx.settings, clock=ctx.clock, stamp=ctx.stamp, metrics=ctx.metrics
+    )
+
+
+def deliver(app: Starlette) -> DeliveryReport:
+    """One delivery pass with the app's settings, clock, metrics and stop flag.
+
+    Inside the app's lifespan it uses the app's own sender; outside it (an app that was
+    never started) a sender lives for this one pass, as in `trace-analytics check`.
+    """
+    ctx = app_context(app)
+    with contextlib.ExitStack() as stack:
+        sender = ctx.sender
+        if sender is None and ctx.settings.analyze_url is not None:
+            sender = stack.enter_context(Sender(ctx.settings))
+        return run_delivery_pass(
+            ctx.clickhouse,
+            ctx.settings,
+            sender,
+            clock=ctx.clock,
+            stamp=ctx.stamp,
+            stopping=ctx.stopping,
+            metrics=ctx.metrics,
+        )

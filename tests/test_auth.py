@@ -9,8 +9,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from service.api.auth import KeyRing, Principal
-from service.api.errors import ApiError
+from service.auth import KeyRing, Principal
+from service.errors import Unauthorized
 from tests.conftest import observation, trace
 
 KEYS = "acme-key-123=acme,globex-key-456=globex,admin-key-789=*"
@@ -95,6 +95,6 @@ def test_keyring_maps_keys_to_principals() -> None:
     ring = KeyRing({"k1": "acme", "k0": "*"})
     assert ring.principal_for("Bearer k1") == Principal(project="acme")
     assert ring.principal_for("bearer k0").is_admin
-    with pytest.raises(ApiError):
+    with pytest.raises(Unauthorized):
         ring.principal_for("Basic k1")
     assert KeyRing({}).principal_for(None).is_admin

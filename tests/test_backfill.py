@@ -11,11 +11,11 @@ from starlette.testclient import TestClient
 from service.cli import main
 from service.clickhouse import ClickHouse, connect
 from service.clock import ManualClock, VersionStamp
-from service.durations import materialize_durations
+from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
-from service.durations.store import save_definition
+from service.durations.materialize import materialize_traces
 from service.ingest.models import IngestBatch
-from service.ingest.writer import write_batch
+from service.ingest.writer import assign_projects, write_batch
 from service.jobs.kinds import default_kinds
 from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import RollupsBackfill, rollup_backfill_params
@@ -108,8 +108,10 @@ def seed_concluded(settings: Settings) -> str:
         batch = IngestBatch.model_validate(
             {"observations": [observation(f"o{i}", f"t{i}") for i in range(3)]}
         )
-        write_batch(ch, batch, lambda project, _field: "default", VersionStamp(clock))
-        materialize_durations(ch, [("default", f"t{i}", 1) for i in range(3)], clock)
+        write_batch(
+            ch, batch, assign_projects(batch, lambda _p, _f: "default"), VersionStamp(clock)
+        )
+        materialize_traces(ch, [("default", f"t{i}", 1) for i in range(3)], clock)
         spec = parse_definition(
             DurationSpec, {"start": {"anchor": "trace_start"}, "end": {"anchor": "trace_end"}}
         )

@@ -10,35 +10,13 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from service.api import app_context
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
-from service.conclusions import jobs
 from service.conclusions.models import Conclusion
 from service.traces.summary import fetch_summaries
-from tests.conftest import observation, trace
-
-IDLE = 60
-
-
-def ingest(client: TestClient, *trace_ids: str, **query: str) -> None:
-    """One batch: each trace with two observations (one generation, one tool call)."""
-    body = {
-        "traces": [trace(t) for t in trace_ids],
-        "observations": [
-            o
-            for t in trace_ids
-            for o in (
-                observation(f"{t}-llm", t),
-                observation(f"{t}-tool", t, type="tool", model="", input_tokens=0),
-            )
-        ],
-    }
-    response = client.post("/v1/ingest", json=body, params=query)
-    assert response.status_code == 202, response.text
-
-
-def detect(app: Starlette) -> list[Conclusion]:
-    return jobs.detect(app.state.ctx)
+from tests.conftest import IDLE, detect, observation
+from tests.conftest import ingest_traces as ingest
 
 
 def keys(conclusions: list[Conclusion]) -> list[tuple[str, int]]:
@@ -123,7 +101,7 @@ def test_deleted_trace_never_concludes(
 def test_latency_is_within_idle_plus_one_interval(
     client: TestClient, app: Starlette, clock: ManualClock
 ) -> None:
-    interval = app.state.ctx.settings.check_interval_seconds
+    interval = app_context(app).settings.check_interval_seconds
     clock.advance(3.7)  # activity lands between two passes
     ingest(client, "t1")
     last_activity = clock()
@@ -257,7 +235,7 @@ def test_kill_switch_registers_no_jobs_and_nothing_concludes(
 ) -> None:
     enabled = make_app(scheduler_enabled=True, idle_seconds=IDLE)
     with TestClient(enabled):
-        scheduler = enabled.state.ctx.scheduler
+        scheduler = app_context(enabled).scheduler
         assert scheduler is not None
         ids = {job.id for job in scheduler.get_jobs()}
     assert {"conclusions.detect", "conclusions.deliver"} <= ids
@@ -266,6 +244,6 @@ def test_kill_switch_registers_no_jobs_and_nothing_concludes(
     with TestClient(disabled) as client:
         ingest(client, "t1")
         clock.advance(10 * IDLE)
-        assert disabled.state.ctx.scheduler is None
+        assert app_context(disabled).scheduler is None
         assert client.get("/v1/conclusions").json()["data"] == []
         assert client.get("/v1/traces/t1").json()["status"] == "open"

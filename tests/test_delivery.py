@@ -17,21 +17,16 @@ from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from service.api import app_context, create_app
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
-from service.conclusions import jobs
-from service.conclusions.delivery import DeliveryReport
 from service.traces.summary import fetch_summaries
-from tests.conftest import observation
-from tests.test_conclusions import IDLE, detect, ingest
+from tests.conftest import IDLE, deliver, detect, observation
+from tests.conftest import ingest_traces as ingest
 
 URL = "http://analyze.test/v1/analyze"
 SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
 LONG_ENOUGH = 3600.0  # past any backoff a test's attempt count can reach
-
-
-def deliver(app: Starlette) -> DeliveryReport:
-    return jobs.deliver(app.state.ctx)
 
 
 def verified(request: httpx.Request) -> Any:
@@ -166,7 +161,7 @@ def test_client_error_is_dead_then_redrive_delivers(
     dead = feed(client, status="dead")
     assert len(dead) == 1
     assert dead[0]["last_error"] == "HTTP 400: bad payload"
-    metrics = app.state.ctx.metrics.registry
+    metrics = app_context(app).metrics.registry
     assert metrics.get_sample_value("ta_deliveries_dead") == 1
     assert metrics.get_sample_value("ta_deliveries_total", {"outcome": "dead"}) == 1
 
@@ -244,7 +239,7 @@ def test_shutdown_stops_new_deliveries_and_keeps_them_pending(
     make_app: Callable[..., Starlette], clock: ManualClock, receiver: respx.Route
 ) -> None:
     app = make_app(idle_seconds=IDLE, analyze_url=URL, analyze_concurrency=1)
-    stopping = app.state.ctx.stopping
+    stopping = app_context(app).stopping
 
     def answer_then_stop(request: httpx.Request) -> httpx.Response:
         stopping.set()  # SIGTERM arrives while this request is in flight
@@ -292,7 +287,7 @@ def test_metrics_count_passes_and_outcomes(
     receiver.side_effect = [httpx.Response(503), httpx.Response(200)]
     conclude(client, app, clock, "t1")
     deliver(app)
-    registry = app.state.ctx.metrics.registry
+    registry = app_context(app).metrics.registry
     assert registry.get_sample_value("ta_deliveries_pending") == 1
     clock.advance(LONG_ENOUGH)
     deliver(app)
@@ -357,3 +352,64 @@ def test_a_backlog_beyond_one_round_drains_in_one_pass(
         report = deliver(app)
     assert (report.delivered, report.requests, report.pending) == (5, 5, 0)
     assert receiver.call_count == 5
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    peers: list[int]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.peers.append(self.client_address[1])
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_passes_reuse_the_apps_keep_alive_connection(
+    make_app: Callable[..., Starlette], clock: ManualClock
+) -> None:
+    peers: list[int] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_KeepAlive,), {"peers": peers}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/analyze"
+        app = make_app(idle_seconds=IDLE, analyze_url=url, analyze_concurrency=1)
+        with TestClient(app) as client:
+            conclude(client, app, clock, "t1")
+            assert deliver(app).delivered == 1
+            clock.advance(1)
+            conclude(client, app, clock, "t2")
+            assert deliver(app).delivered == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    # One TCP connection (one client port) carried both passes' requests.
+    assert len(peers) == 2
+    assert peers[0] == peers[1]
+
+
+def test_the_delivery_transport_is_injectable(
+    make_app: Callable[..., Starlette], clickhouse: ClickHouse, clock: ManualClock
+) -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["idempotency-key"])
+        return httpx.Response(204)
+
+    settings = app_context(make_app()).settings.model_copy(
+        update={"idle_seconds": IDLE, "analyze_url": URL}
+    )
+    app = create_app(
+        settings, clickhouse, clock=clock, delivery_transport=httpx.MockTransport(answer)
+    )
+    with TestClient(app) as client:
+        conclude(client, app, clock, "t1")
+        assert deliver(app).delivered == 1
+    assert seen == ["default:t1:1"]

@@ -15,7 +15,6 @@ from standardwebhooks import Webhook
 
 from service.conclusions import webhook
 from service.conclusions.detector import next_cursor, plan_conclusions, window_start
-from service.conclusions.errors import InvalidFeedCursor
 from service.conclusions.feed import decode_cursor, encode_cursor
 from service.conclusions.models import Candidate, Conclusion, Status
 from service.conclusions.retry import (
@@ -29,7 +28,9 @@ from service.conclusions.retry import (
     parse_retry_after,
     redriven,
 )
-from service.traces.summary import build_summary
+from service.errors import InvalidParameter
+from service.traces.rows import TraceRow, TraceRows
+from service.traces.summary import summarize
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -164,7 +165,8 @@ def test_window_starts_an_overlap_behind_the_cursor() -> None:
 
 def test_plan_skips_traces_without_live_rows_and_bumps_the_revision() -> None:
     rows = [candidate("live", 1, revision=2), candidate("deleted", 2)]
-    summaries = {("p1", "live"): build_summary(("p1", "live"), {"name": "chat"}, None)}
+    live = TraceRows(("p1", "live"), TraceRow("chat", NOW), ())
+    summaries = {("p1", "live"): summarize(live)}
     planned = plan_conclusions(rows, summaries, now=NOW, deliver=True)
     assert [(c.trace_id, c.revision, c.status) for c in planned] == [("live", 3, Status.PENDING)]
     recorded = plan_conclusions(rows, summaries, now=NOW, deliver=False)
@@ -176,21 +178,21 @@ def test_feed_cursor_round_trips_and_rejects_forgeries() -> None:
     token = encode_cursor(pending())
     assert decode_cursor(token) == (NOW, "t1", 1)
     for bad in ("", "!!!", base64.urlsafe_b64encode(b"[1,2]").decode(), "bm90IGpzb24"):
-        with pytest.raises(InvalidFeedCursor):
+        with pytest.raises(InvalidParameter):
             decode_cursor(bad)
 
 
 def test_webhook_body_and_signature() -> None:
     item = pending()
     content = webhook.body([item], batch_mode=False)
-    headers = webhook.headers([item], content, secret=SECRET, signed_at=datetime.now(UTC))
+    headers = webhook.headers([item], content, signer=Webhook(SECRET), signed_at=datetime.now(UTC))
     assert headers["idempotency-key"] == "p1:t1:1"
     assert headers["webhook-id"] == "p1:t1:1"
     payload = Webhook(SECRET).verify(content, headers)
     assert payload == orjson.loads(content)
     assert payload["trace_id"] == "t1"
     assert payload["last_activity_at"] == "2026-11-22T09:59:00.000Z"
-    unsigned = webhook.headers([item], content, secret=None, signed_at=NOW)
+    unsigned = webhook.headers([item], content, signer=None, signed_at=NOW)
     assert "webhook-signature" not in unsigned
 
 

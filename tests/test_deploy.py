@@ -29,9 +29,10 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from service.cli import build_parser, main
 from service.clickhouse import connect
+from service.errors import ConfigError
 from service.metrics import Metrics
 from service.migrations import apply
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -243,7 +244,7 @@ def test_configmap_and_example_secret_are_valid_settings(monkeypatch: pytest.Mon
 def test_a_pod_without_a_valid_shard_refuses_to_start_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, index: str, count: str
 ) -> None:
-    with pytest.raises(SettingsError, match="TA_SHARD_INDEX") as caught:
+    with pytest.raises(ConfigError, match="TA_SHARD_INDEX") as caught:
         env_settings(monkeypatch, {"TA_SHARD_INDEX": index, "TA_SHARD_COUNT": count})
     assert "\n" not in str(caught.value)
 

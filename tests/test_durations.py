@@ -12,10 +12,12 @@ from starlette.testclient import TestClient
 
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
-from service.durations import materialize_concluded, materialize_durations
+from service.durations.materialize import materialize_concluded, materialize_traces
+from service.durations.plan import Subject
 from service.jobs.kinds import default_kinds
 from service.jobs.runner import run_job
 from service.jobs.store import get_job
+from service.traces.store import load_trace_rows
 from tests.conftest import observation, trace
 
 TTFT = {
@@ -88,7 +90,7 @@ def test_concluded_trace_gets_its_named_durations(
     body = chat_trace("t1", first_token="2026-11-22T10:00:00.250Z")
     assert client.post("/v1/ingest", json=body).status_code == 202
 
-    materialize_durations(clickhouse, [("default", "t1", 1)], clock)
+    materialize_traces(clickhouse, [("default", "t1", 1)], clock)
 
     got = durations_by_name(client, "t1")
     assert got["time_to_first_token"]["duration_ms"] == 250.0
@@ -124,7 +126,7 @@ def test_unknown_or_other_projects_trace_is_404(
         globex = {"Authorization": "Bearer kb"}
         client.post("/v1/duration-definitions", json=TOTAL, headers=acme)
         client.post("/v1/ingest", json=chat_trace("t1"), headers=acme)
-        materialize_durations(clickhouse, [("acme", "t1", 1)], clock)
+        materialize_traces(clickhouse, [("acme", "t1", 1)], clock)
         assert client.get("/v1/traces/t1/durations", headers=acme).status_code == 200
         response = client.get("/v1/traces/t1/durations", headers=globex)
         assert response.status_code == 404
@@ -144,7 +146,7 @@ def test_skew_is_null_and_counted_in_stats(
     client.post("/v1/ingest", json=chat_trace("t3", first_token=None))
     client.post("/v1/ingest", json=chat_trace("t4", first_token="2026-11-22T10:00:00.100Z"))
     keys = [("default", t, 1) for t in ("t1", "t2", "t3", "t4")]
-    materialize_durations(clickhouse, keys, clock)
+    materialize_traces(clickhouse, keys, clock)
 
     t1 = durations_by_name(client, "t1")["time_to_first_token"]
     assert t1["duration_ms"] is None
@@ -170,10 +172,13 @@ def test_stats_are_bounded_by_the_range_and_validated(client: TestClient) -> Non
     assert client.get(url, params=day).json()["data"] == []
     reversed_range = client.get(url, params={"from": day["to"], "to": day["from"]})
     assert reversed_range.status_code == 400
-    assert reversed_range.json()["error"]["message"] == "to: must be after from"
+    assert reversed_range.json()["error"]["message"] == "from: must be before to"
     bad = client.get(url, params={**day, "granularity": "week"})
     assert bad.json()["error"]["message"].startswith("granularity:")
-    assert client.get(url, params={"from": day["from"]}).status_code == 400
+    too_long = client.get(url, params={"from": "2020-01-01T00:00:00Z", "to": day["to"]})
+    assert too_long.json()["error"]["message"].startswith("to: range from..to is longer")
+    # The same range parser as /v1/usage: `to` defaults to now.
+    assert client.get(url, params={"from": day["from"]}).status_code == 200
 
 
 def test_revision_recomputes_durations_and_moves_stats_without_double_counting(
@@ -181,7 +186,7 @@ def test_revision_recomputes_durations_and_moves_stats_without_double_counting(
 ) -> None:
     client.post("/v1/duration-definitions", json=TOTAL)
     client.post("/v1/ingest", json=chat_trace("t1"))
-    materialize_durations(clickhouse, [("default", "t1", 1)], clock)
+    materialize_traces(clickhouse, [("default", "t1", 1)], clock)
     assert durations_by_name(client, "t1")["total"]["duration_ms"] == 500.0
 
     # The trace reopens: a late observation that starts an hour earlier and ends later.
@@ -195,7 +200,7 @@ def test_revision_recomputes_durations_and_moves_stats_without_double_counting(
         end_time="2026-11-22T10:00:02.000Z",
     )
     client.post("/v1/ingest", json={"observations": [late]})
-    materialize_durations(clickhouse, [("default", "t1", 2)], clock)
+    materialize_traces(clickhouse, [("default", "t1", 2)], clock)
 
     total = durations_by_name(client, "t1")["total"]
     assert total["revision"] == 2
@@ -214,7 +219,7 @@ def test_creating_a_definition_backfills_already_concluded_traces(
     for trace_id in ("t1", "t2", "t3"):
         client.post("/v1/ingest", json=chat_trace(trace_id))
     # Concluded before any definition existed: registered, nothing to compute yet.
-    materialize_durations(clickhouse, [("default", t, 1) for t in ("t1", "t2", "t3")], clock)
+    materialize_traces(clickhouse, [("default", t, 1) for t in ("t1", "t2", "t3")], clock)
     assert row_count(clickhouse, "trace_durations") == 0
 
     created = client.post("/v1/duration-definitions", json=TOTAL)
@@ -237,7 +242,7 @@ def test_updating_a_definition_backfill_recomputes_old_traces(
 ) -> None:
     client.post("/v1/duration-definitions", json=TTFT)
     client.post("/v1/ingest", json=chat_trace("t1", first_token="2026-11-22T10:00:00.250Z"))
-    materialize_durations(clickhouse, [("default", "t1", 3)], clock)
+    materialize_traces(clickhouse, [("default", "t1", 3)], clock)
     run_queued_jobs(clickhouse, clock)
     assert durations_by_name(client, "t1")["time_to_first_token"]["duration_ms"] == 250.0
 
@@ -258,7 +263,7 @@ def test_deleted_definition_is_no_longer_served_and_recreating_continues_version
 ) -> None:
     client.post("/v1/duration-definitions", json=TOTAL)
     client.post("/v1/ingest", json=chat_trace("t1"))
-    materialize_durations(clickhouse, [("default", "t1", 1)], clock)
+    materialize_traces(clickhouse, [("default", "t1", 1)], clock)
     assert client.delete("/v1/duration-definitions/total").status_code == 200
     assert client.get("/v1/duration-definitions").json() == {"data": []}
     assert durations_by_name(client, "t1") == {}
@@ -310,7 +315,7 @@ def test_deleting_a_trace_removes_its_durations_from_reads_and_stats(
     client.post("/v1/duration-definitions", json=TOTAL)
     for trace_id in ("t1", "t2"):
         client.post("/v1/ingest", json=chat_trace(trace_id))
-    materialize_durations(clickhouse, [("default", "t1", 1), ("default", "t2", 1)], clock)
+    materialize_traces(clickhouse, [("default", "t1", 1), ("default", "t2", 1)], clock)
     day = {"from": "2026-11-22T00:00:00Z", "to": "2026-11-23T00:00:00Z", "granularity": "day"}
     stats_url = "/v1/duration-definitions/total/stats"
     assert client.get(stats_url, params=day).json()["data"][0]["count"] == 2
@@ -335,5 +340,6 @@ def test_detector_hook_logs_a_failure_instead_of_failing_the_pass(
     client.post("/v1/duration-definitions", json=TOTAL)
     client.post("/v1/ingest", json=chat_trace("t1"))
     clickhouse.command("t", sql="DROP TABLE trace_durations")
-    assert materialize_concluded(clickhouse, [("default", "t1", 1)], clock) == 0
+    [rows] = load_trace_rows(clickhouse, [("default", "t1")]).values()
+    assert materialize_concluded(clickhouse, [Subject(rows, 1)], clock) == 0
     assert "run `trace-analytics backfill durations`" in caplog.text

@@ -10,8 +10,7 @@ from starlette.testclient import TestClient
 
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
-from service.conclusions import jobs
-from tests.conftest import observation, trace
+from tests.conftest import detect, observation, trace
 
 IDLE = 60
 TTFT = {
@@ -55,7 +54,7 @@ def test_detector_materializes_durations_at_each_revision(
     assert durations(client, "t1") == {}  # open: nothing materialized, nothing computed
 
     clock.advance(IDLE + 1)
-    assert [(c.trace_id, c.revision) for c in jobs.detect(app.state.ctx)] == [("t1", 1)]
+    assert [(c.trace_id, c.revision) for c in detect(app)] == [("t1", 1)]
     got = durations(client, "t1")
     assert (got["time_to_first_token"]["duration_ms"], got["time_to_first_token"]["revision"]) == (
         400.0,
@@ -75,7 +74,7 @@ def test_detector_materializes_durations_at_each_revision(
     )
     client.post("/v1/ingest", json={"observations": [late]})
     clock.advance(IDLE + 1)
-    assert [(c.trace_id, c.revision) for c in jobs.detect(app.state.ctx)] == [("t1", 2)]
+    assert [(c.trace_id, c.revision) for c in detect(app)] == [("t1", 2)]
     got = durations(client, "t1")
     assert (got["total"]["duration_ms"], got["total"]["revision"]) == (5000.0, 2)
     assert got["time_to_first_token"]["revision"] == 2
@@ -83,3 +82,21 @@ def test_detector_materializes_durations_at_each_revision(
         "t", sql="SELECT revision FROM duration_traces FINAL WHERE trace_id = 't1'"
     )
     assert registered == [(2,)]
+
+
+def test_a_pass_reads_each_traces_observations_once_for_summary_and_durations(
+    client: TestClient, app: Starlette, clock: ManualClock, clickhouse: ClickHouse
+) -> None:
+    client.post("/v1/duration-definitions", json=TOTAL)
+    body = {
+        "traces": [trace(f"t{i}") for i in range(3)],
+        "observations": [observation(f"o{i}", f"t{i}") for i in range(3)],
+    }
+    client.post("/v1/ingest", json=body)
+    statements: list[str] = []
+    clickhouse.add_observer(lambda name, _seconds: statements.append(name))
+    clock.advance(IDLE + 1)
+    assert len(detect(app)) == 3
+    observation_reads = [s for s in statements if "observation" in s]
+    assert observation_reads == ["traces/observation_rows"]
+    assert durations(client, "t1")["total"]["duration_ms"] == 1500.0

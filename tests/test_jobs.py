@@ -13,18 +13,19 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from service.api import app_context
 from service.clickhouse import ClickHouse
 from service.clock import Clock, ManualClock, VersionStamp
-from service.durations import materialize_durations
 from service.durations.backfill import KIND, DurationsBackfill, backfill_params
+from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
-from service.durations.store import save_definition
+from service.durations.materialize import materialize_traces
 from service.ingest.models import parse_batch
-from service.ingest.writer import write_batch
+from service.ingest.writer import assign_projects, write_batch
 from service.jobs.kinds import default_kinds
 from service.jobs.model import Job, progress
 from service.jobs.runner import Chunk, JobKind, RunOptions, run_job
-from service.jobs.scheduled import run_pending_jobs, run_scheduled
+from service.jobs.scheduled import run_pending_jobs
 from service.jobs.store import create_job, get_job
 from service.metrics import Metrics
 from service.scheduler import default_jobs
@@ -80,9 +81,9 @@ def seed_traces(ch: ClickHouse, clock: ManualClock, count: int, *, first: int = 
             )
         )
     batch = parse_batch(orjson.dumps({"observations": observations}))
-    write_batch(ch, batch, lambda project, _field: "default", VersionStamp(clock))
+    write_batch(ch, batch, assign_projects(batch, lambda _p, _f: "default"), VersionStamp(clock))
     keys = [("default", f"t{i:03d}", 1) for i in range(first, first + count)]
-    materialize_durations(ch, keys, clock)
+    materialize_traces(ch, keys, clock)
 
 
 def stored_totals(ch: ClickHouse) -> dict[str, float | None]:
@@ -354,7 +355,7 @@ def test_jobs_run_is_scheduled_and_resumes_an_interrupted_job(
         run_job(seeded, job, {KIND: Wrapped(DurationsBackfill(), crash_after=1)}, clock)
 
     app = make_app(backfill_pause_seconds=0)
-    [scheduled] = [j for j in default_jobs(app.state.ctx) if j.id == "jobs.run"]
+    [scheduled] = [j for j in default_jobs(app_context(app)) if j.id == "jobs.run"]
     scheduled.run()
     resumed = get_job(seeded, job.id)
     assert resumed is not None
@@ -367,8 +368,9 @@ def test_jobs_run_does_nothing_once_the_app_is_stopping(
 ) -> None:
     job = new_backfill(seeded, clock, batch_size=4)
     app = make_app()
-    app.state.ctx.stopping.set()
-    assert run_scheduled(app.state.ctx) == []
+    [scheduled] = [j for j in default_jobs(app_context(app)) if j.id == "jobs.run"]
+    app_context(app).stopping.set()
+    assert scheduled.run() == []
     untouched = get_job(seeded, job.id)
     assert untouched is not None
     assert untouched.status == "queued"

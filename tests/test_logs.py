@@ -76,7 +76,7 @@ def test_each_event_is_one_json_line_with_its_extra_fields(
     assert event["logger"] == "service.conclusions"
     assert event["trace_id"] == "t1"
     assert event["revision"] == 2
-    assert event["ts"].endswith("+00:00")
+    assert event["ts"].endswith("Z")
     assert "request_id" not in event
 
 

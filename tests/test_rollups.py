@@ -14,14 +14,16 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from service.api import app_context
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
 from service.rollups import pending_buckets, read_watermark, recompute_buckets, run_rollup_pass
-from service.rollups.buckets import ceil_hour, chunk_buckets, floor_hour, whole_days
+from service.rollups.buckets import chunk_buckets, whole_days
 from service.rollups.read import latency_grouping, latency_row, usage_grouping
 from service.rollups.recompute import next_watermark
 from service.rollups.request import InvalidParameter, parse_group_by, parse_range
 from service.rollups.sketch import RELATIVE_ACCURACY, bucket_index, quantiles
+from service.times import ceil_hour, floor_hour
 from tests.conftest import observation, trace
 
 RANGE = {"from": "2026-11-22T00:00:00Z", "to": "2026-11-23T00:00:00Z"}
@@ -171,8 +173,8 @@ def test_day_reads_mix_whole_days_and_edge_hours(
         assert ours == raw
     rows = usage(client, **params)["data"]
     assert [(r["bucket"], r["observations"]) for r in rows] == [
-        ("2026-11-21T00:00:00Z", 1),
-        ("2026-11-22T00:00:00Z", 2),
+        ("2026-11-21T00:00:00.000Z", 1),
+        ("2026-11-22T00:00:00.000Z", 2),
     ]
 
 
@@ -244,7 +246,7 @@ def test_usage_groups_by_model_and_environment_per_hour(
     body = usage(client, group_by="model,environment")
     assert body["data"] == [
         {
-            "bucket": "2026-11-22T10:00:00Z",
+            "bucket": "2026-11-22T10:00:00.000Z",
             "model": "claude",
             "environment": "prod",
             "observations": 1,
@@ -255,7 +257,7 @@ def test_usage_groups_by_model_and_environment_per_hour(
             "errors": 1,
         },
         {
-            "bucket": "2026-11-22T10:00:00Z",
+            "bucket": "2026-11-22T10:00:00.000Z",
             "model": "gpt-4o",
             "environment": "prod",
             "observations": 1,
@@ -266,7 +268,7 @@ def test_usage_groups_by_model_and_environment_per_hour(
             "errors": 0,
         },
         {
-            "bucket": "2026-11-22T11:00:00Z",
+            "bucket": "2026-11-22T11:00:00.000Z",
             "model": "gpt-4o",
             "environment": "dev",
             "observations": 1,
@@ -294,20 +296,20 @@ def test_empty_group_by_gives_totals_and_day_granularity_merges_hours(
     rollup(clickhouse, clock)
     hourly = usage(client)["data"]
     assert [(r["bucket"], r["observations"]) for r in hourly] == [
-        ("2026-11-22T01:00:00Z", 1),
-        ("2026-11-22T09:00:00Z", 1),
+        ("2026-11-22T01:00:00.000Z", 1),
+        ("2026-11-22T09:00:00.000Z", 1),
     ]
     assert "model" not in hourly[0]
     wide = {"from": "2026-11-22T00:00:00Z", "to": "2026-11-24T00:00:00Z", "granularity": "day"}
     daily = usage(client, **wide)["data"]
     assert [(r["bucket"], r["observations"], r["input_tokens"]) for r in daily] == [
-        ("2026-11-22T00:00:00Z", 2, 200),
-        ("2026-11-23T00:00:00Z", 1, 100),
+        ("2026-11-22T00:00:00.000Z", 2, 200),
+        ("2026-11-23T00:00:00.000Z", 1, 100),
     ]
     day_latency = latency(client, **wide)["data"]
     assert [(r["bucket"], r["count"], r["max_ms"]) for r in day_latency] == [
-        ("2026-11-22T00:00:00Z", 2, 3000.0),
-        ("2026-11-23T00:00:00Z", 1, 2000.0),
+        ("2026-11-22T00:00:00.000Z", 2, 3000.0),
+        ("2026-11-23T00:00:00.000Z", 1, 2000.0),
     ]
     assert day_latency[0]["avg_ms"] == pytest.approx(2000.0)
 
@@ -375,7 +377,7 @@ def test_response_carries_the_watermark(
     clock.advance(20)
     fresh = latency(client)["freshness"]
     assert fresh["source"] == "rollup"
-    assert fresh["watermark"] == "2026-11-22T09:59:50Z"  # pass time minus the safety lag
+    assert fresh["watermark"] == "2026-11-22T09:59:50.000Z"  # pass time minus the safety lag
     assert fresh["lag_seconds"] == 30.0
 
 
@@ -499,7 +501,7 @@ def test_upsert_moving_an_observation_and_changing_environment_moves_usage(
     rollup(clickhouse, clock)
     rows = usage(client, group_by="environment")["data"]
     assert [(r["bucket"], r["environment"], r["observations"]) for r in rows] == [
-        ("2026-11-22T07:00:00Z", "staging", 1)
+        ("2026-11-22T07:00:00.000Z", "staging", 1)
     ]
 
 
@@ -535,7 +537,7 @@ def test_late_row_with_an_old_timestamp_is_picked_up(
     )
     rollup(clickhouse, clock)
     buckets = [r["bucket"] for r in usage(client)["data"]]
-    assert buckets == ["2026-11-22T02:00:00Z", "2026-11-22T10:00:00Z"]
+    assert buckets == ["2026-11-22T02:00:00.000Z", "2026-11-22T10:00:00.000Z"]
 
 
 def test_an_older_recompute_finishing_late_cannot_win(
@@ -587,7 +589,7 @@ def test_scheduled_job_runs_a_pass_and_records_metrics(
     from service.scheduler import default_jobs
 
     ingest(client, traces=[trace("t1")], observations=[observation("o1")])
-    ctx = app.state.ctx
+    ctx = app_context(app)
     (job,) = [j for j in default_jobs(ctx) if j.id == "rollups.recompute"]
     assert job.every_seconds == ctx.settings.rollup_interval_seconds
     clock.advance(30)

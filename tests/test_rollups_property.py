@@ -23,21 +23,11 @@ from starlette.testclient import TestClient
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
 from service.rollups import recompute_buckets, run_rollup_pass
+from service.times import format_time
 
 BASE = datetime(2026, 11, 22, 10, tzinfo=UTC)
 RANGE = {"from": "2026-11-22T00:00:00Z", "to": "2026-11-23T00:00:00Z"}
 ALL_KEYS = "model,provider,type,name,environment"
-TABLES = (
-    "traces",
-    "observations",
-    "trace_activity",
-    "rollup_state",
-    "rollup_bucket_versions",
-    "rollup_trace_hours",
-    "rollup_dirty_traces",
-    "usage_rollup",
-    "latency_rollup",
-)
 TRACE_IDS = ("t0", "t1", "t2")
 OBS_IDS = ("o0", "o1", "o2")
 DD_ERROR = 0.01
@@ -122,7 +112,7 @@ def expected_usage(truth: Truth) -> list[dict[str, Any]]:
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     for (trace_id, _), o in truth.observations.items():
         start = datetime.fromisoformat(o["start_time"].replace("Z", "+00:00"))
-        hour = iso(start.replace(minute=0, second=0, microsecond=0))
+        hour = format_time(start.replace(minute=0, second=0, microsecond=0))
         environment = truth.environments.get(trace_id, "")
         key = (hour, o["model"], o["provider"], o["type"], o["name"], environment)
         row = groups.setdefault(
@@ -183,7 +173,7 @@ def expected_latency(truth: Truth, level: str) -> dict[tuple[str, str], dict[str
             spans.append((first["start_time"], name, millis(first["start_time"]), last_end))
     for start_text, name, start, end in spans:
         start_dt = datetime.fromisoformat(start_text.replace("Z", "+00:00"))
-        bucket = iso(start_dt.replace(minute=0, second=0, microsecond=0))
+        bucket = format_time(start_dt.replace(minute=0, second=0, microsecond=0))
         cell = out[(bucket, name)]
         if end is None:
             cell["orphans"] += 1
@@ -231,7 +221,14 @@ def assert_latency_matches(client: TestClient, truth: Truth) -> None:
 
 
 def reset(clickhouse: ClickHouse) -> None:
-    for table in TABLES:
+    """Empty every data table, so no example sees state left by the one before it."""
+    tables = clickhouse.query_rows(
+        "tables",
+        sql="SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree' AND name != 'schema_migrations'",
+    )
+    assert {"observations", "usage_rollup", "rollup_hour_traces"} <= {t for (t,) in tables}
+    for (table,) in tables:
         clickhouse.command("truncate", sql=f"TRUNCATE TABLE {table}")
 
 

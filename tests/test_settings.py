@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings, SettingsError, load_settings
+from service.errors import ConfigError
+from service.settings import Settings, load_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -31,7 +32,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_a_bad_value_is_one_line_naming_the_variable(
     overrides: dict[str, object], variable: str
 ) -> None:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)
     message = str(caught.value)
     assert variable in message
@@ -57,7 +58,7 @@ def test_defaults_match_the_design() -> None:
 
 
 def test_a_bad_api_key_entry_does_not_echo_the_secret() -> None:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(api_keys="good=acme,supersecretvalue")
     assert "supersecretvalue" not in str(caught.value)
 

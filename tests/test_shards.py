@@ -10,8 +10,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from service.clock import ManualClock
-from service.conclusions import jobs
-from tests.test_conclusions import IDLE, ingest
+from tests.conftest import IDLE, deliver, detect
+from tests.conftest import ingest_traces as ingest
 
 URL = "http://analyze.test/hook"
 TRACES = [f"trace-{i:03d}" for i in range(60)]
@@ -38,16 +38,16 @@ def test_two_shards_split_traces_with_no_overlap_and_no_gap(
     clock.advance(IDLE + 1)
 
     concluded = [
-        {c.trace_id for c in jobs.detect(first.state.ctx)},
-        {c.trace_id for c in jobs.detect(second.state.ctx)},
+        {c.trace_id for c in detect(first)},
+        {c.trace_id for c in detect(second)},
     ]
     assert concluded[0], "shard 0 got work"
     assert concluded[1], "shard 1 got work"
     assert concluded[0].isdisjoint(concluded[1])
     assert concluded[0] | concluded[1] == set(TRACES)
-    assert jobs.detect(first.state.ctx) == jobs.detect(second.state.ctx) == []
+    assert detect(first) == detect(second) == []
 
-    delivered = [jobs.deliver(first.state.ctx), jobs.deliver(second.state.ctx)]
+    delivered = [deliver(first), deliver(second)]
     assert [d.delivered for d in delivered] == [len(concluded[0]), len(concluded[1])]
     keys = [call.request.headers["idempotency-key"] for call in receiver.calls]
     assert len(keys) == len(set(keys)) == len(TRACES)
@@ -60,11 +60,11 @@ def test_a_shards_pending_work_waits_for_its_owner(
     with TestClient(make_app()) as client:
         ingest(client, *TRACES[:20])
     clock.advance(IDLE + 1)
-    mine = {c.trace_id for c in jobs.detect(second.state.ctx)}
+    mine = {c.trace_id for c in detect(second)}
     # Replica 1 dies before delivering; replica 0 never takes its deliveries.
-    assert jobs.deliver(first.state.ctx).delivered == 0
+    assert deliver(first).delivered == 0
     assert receiver.call_count == 0
 
     clock.advance(5)
     back = replica(make_app, 1)  # a replacement with the same ordinal
-    assert jobs.deliver(back.state.ctx).delivered == len(mine)
+    assert deliver(back).delivered == len(mine)

@@ -1,5 +1,5 @@
-"""The HTTP API: app factory, auth, errors, and one module per resource."""
+"""The HTTP API: app factory, exception handlers, and one module per resource."""
 
-from service.api.app import AppContext, create_app
+from service.api.app import app_context, create_app
 
-__all__ = ["AppContext", "create_app"]
+__all__ = ["app_context", "create_app"]

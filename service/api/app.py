@@ -1,21 +1,20 @@
 """The app factory: `create_app(settings, clickhouse, clock=...)` builds everything explicitly.
 
-The lifespan starts the scheduler inside the running loop and stops it on shutdown; routes
-reach shared resources through `request.app.state.ctx`, never through module globals, so
-two apps can run side by side in one process (tests, and the two-shard check).
+The lifespan starts the scheduler inside the running loop, yields the `AppContext` as typed
+state (routes read it with `service.api.state.context`) and stops the scheduler on
+shutdown. Nothing lives in module globals, so two apps can run side by side in one process
+(tests, and the two-shard check).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
-from apscheduler.schedulers.base import BaseScheduler
+import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,14 +23,16 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import conclusions, durations, health, ingest, jobs, rollups, traces
-from service.api.auth import KeyRing
-from service.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from service.api.errors import handle_client_error, handle_http_exception, handle_unexpected
 from service.api.openapi import openapi_route
+from service.api.state import State
 from service.clickhouse import ClickHouse
-from service.clock import Clock, VersionStamp, system_clock
+from service.clock import Clock, system_clock
+from service.conclusions.delivery import Sender
+from service.context import AppContext, build_context
+from service.errors import ClientError
 from service.logs import request_context
 from service.metrics import Metrics
-from service.migrations import Migration, discover
 from service.scheduler import ScheduledJob, build_scheduler, default_jobs
 from service.settings import Settings
 
@@ -41,21 +42,6 @@ access_log = logging.getLogger("service.access")
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-@dataclass
-class AppContext:
-    """What every route and job needs, built once per app."""
-
-    settings: Settings
-    clickhouse: ClickHouse
-    metrics: Metrics
-    clock: Clock
-    stamp: VersionStamp
-    keyring: KeyRing
-    migrations: list[Migration]
-    stopping: threading.Event = field(default_factory=threading.Event)
-    scheduler: BaseScheduler | None = None
-
-
 def create_app(
     settings: Settings,
     clickhouse: ClickHouse,
@@ -63,34 +49,33 @@ def create_app(
     clock: Clock = system_clock,
     registry: CollectorRegistry | None = None,
     scheduled_jobs: Callable[[AppContext], list[ScheduledJob]] | None = None,
+    delivery_transport: httpx.BaseTransport | None = None,
 ) -> Starlette:
-    """Build the ASGI app. `scheduled_jobs` overrides the job list (tests); default is all."""
-    metrics = Metrics(registry)
-    clickhouse.add_observer(metrics.observe_query)
-    ctx = AppContext(
-        settings=settings,
-        clickhouse=clickhouse,
-        metrics=metrics,
-        clock=clock,
-        stamp=VersionStamp(clock),
-        keyring=KeyRing(settings.api_key_map()),
-        migrations=discover(),
-    )
+    """Build the ASGI app.
+
+    `scheduled_jobs` overrides the job list (tests; default is all of them);
+    `delivery_transport` replaces the network under webhook delivery (tests).
+    """
+    ctx = build_context(settings, clickhouse, clock=clock, registry=registry)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        if settings.analyze_url is not None:
+            ctx.sender = Sender(settings, transport=delivery_transport)
         if settings.scheduler_enabled:
             jobs = (scheduled_jobs or default_jobs)(ctx)
             ctx.scheduler = build_scheduler(jobs)
             ctx.scheduler.start()
             log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
         try:
-            yield
+            yield {"ctx": ctx}
         finally:
             ctx.stopping.set()
             if ctx.scheduler is not None:
                 ctx.scheduler.shutdown(wait=True)
                 log.info("scheduler stopped")
+            if ctx.sender is not None:
+                ctx.sender.close()
 
     routes: list[BaseRoute] = [
         *health.routes(),
@@ -104,15 +89,22 @@ def create_app(
     app = Starlette(
         routes=[*routes, openapi_route(routes)],
         exception_handlers={
-            ApiError: handle_api_error,
+            ClientError: handle_client_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        middleware=[Middleware(RequestMetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestMetricsMiddleware, metrics=ctx.metrics)],
         lifespan=lifespan,
     )
     app.state.ctx = ctx
     return app
+
+
+def app_context(app: Starlette) -> AppContext:
+    """The context an app was built with (for the CLI, tests and benchmarks)."""
+    ctx = app.state.ctx
+    assert isinstance(ctx, AppContext)
+    return ctx
 
 
 class RequestMetricsMiddleware:

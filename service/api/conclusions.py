@@ -10,16 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.auth import principal
 from service.api.body import read_body
-from service.api.errors import ApiError
-from service.api.params import parse_int, parse_time, reject_unknown
+from service.api.params import int_param, reject_unknown, time_param
+from service.api.state import caller_project, context
 from service.conclusions import store
 from service.conclusions.delivery import redrive_dead
-from service.conclusions.errors import InvalidFeedCursor
 from service.conclusions.feed import decode_cursor, encode_cursor
 from service.conclusions.models import Status
-from service.ingest.models import field_path
+from service.errors import InvalidBody, InvalidParameter, first_validation_error
 
 FEED_PARAMETERS = {"since", "status", "limit", "cursor", "project_id"}
 DEFAULT_PAGE = 100
@@ -38,16 +36,13 @@ class RedriveRequest(BaseModel):
 def list_conclusions(request: Request) -> Response:
     """The conclusion feed, oldest first: `since`, `status`, `limit`, `cursor` paging."""
     reject_unknown(request, FEED_PARAMETERS)
-    ctx = request.app.state.ctx
-    project = principal(request).read_project(request.query_params.get("project_id"))
-    since = parse_time(request, "since")
-    limit = parse_int(request, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
+    ctx = context(request)
+    project = caller_project(request)
+    since = time_param(request, "since")
+    limit = int_param(request, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
     status = _parse_status(request.query_params.get("status"))
     token = request.query_params.get("cursor")
-    try:
-        after = decode_cursor(token) if token else None
-    except InvalidFeedCursor as exc:
-        raise ApiError(400, "invalid_parameter", f"cursor: {exc}") from None
+    after = decode_cursor(token) if token else None
     rows = store.feed_page(
         ctx.clickhouse,
         project_id=project,
@@ -67,15 +62,13 @@ def list_conclusions(request: Request) -> Response:
 async def redrive(request: Request) -> Response:
     """Re-queue the caller's project's dead deliveries (optionally one trace's); says how many."""
     reject_unknown(request, {"project_id"})
-    ctx = request.app.state.ctx
-    project = principal(request).read_project(request.query_params.get("project_id"))
+    ctx = context(request)
+    project = caller_project(request)
     raw = await read_body(request, REDRIVE_MAX_BYTES, empty=None)
     try:
         body = RedriveRequest.model_validate_json(raw) if raw.strip() else RedriveRequest()
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = field_path(error["loc"]) or "body"
-        raise ApiError(400, "invalid_body", f"{where}: {error['msg']}") from None
+        raise InvalidBody(*first_validation_error(exc)) from None
 
     requeued = await anyio.to_thread.run_sync(
         lambda: redrive_dead(
@@ -92,9 +85,7 @@ def _parse_status(raw: str | None) -> Status | None:
         return Status(raw)
     except ValueError:
         allowed = ", ".join(s.value for s in Status)
-        raise ApiError(
-            400, "invalid_parameter", f"status: {raw!r} is not one of {allowed}"
-        ) from None
+        raise InvalidParameter("status", f"{raw!r} is not one of {allowed}") from None
 
 
 def routes() -> list[Route]:

@@ -15,53 +15,47 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.auth import principal
 from service.api.body import read_body
-from service.api.errors import ApiError
 from service.api.jobs import job_json
-from service.api.params import parse_time, reject_unknown
+from service.api.params import reject_unknown
+from service.api.state import caller_project, context
 from service.clickhouse import ClickHouse
 from service.durations.backfill import KIND, backfill_params
+from service.durations.catalog import (
+    StoredDefinition,
+    delete_definition,
+    get_definition,
+    list_definitions,
+    save_definition,
+)
 from service.durations.definitions import (
     DurationDefinitionIn,
     DurationDefinitionUpdate,
     DurationSpec,
-    InvalidDefinition,
     parse_definition,
 )
-from service.durations.store import (
-    StoredDefinition,
-    definition_stats,
-    delete_definition,
-    get_definition,
-    list_definitions,
-    read_trace_durations,
-    save_definition,
-)
+from service.durations.results import definition_stats, read_trace_durations
+from service.errors import Conflict, InvalidDefinition, NotFound
 from service.jobs.model import Job
 from service.jobs.store import create_job
+from service.ranges import RANGE_PARAMETERS, parse_time_range
 from service.traces.store import trace_exists
 
 log = logging.getLogger(__name__)
 
 _MAX_BODY = 64 * 1024
-_GRANULARITIES = ("hour", "day")
 
 
 async def _body(request: Request) -> bytes:
-    empty = ApiError(400, "invalid_definition", "body: expected a JSON object")
+    empty = InvalidDefinition("body", "expected a JSON object")
     return await read_body(request, _MAX_BODY, empty=empty)
-
-
-def _project(request: Request) -> str:
-    return principal(request).read_project(request.query_params.get("project_id"))
 
 
 def _save_and_backfill(
     request: Request, project: str, name: str, spec: DurationSpec
 ) -> tuple[StoredDefinition, Job]:
     """Store the new definition version and queue its backfill over concluded traces."""
-    ctx = request.app.state.ctx
+    ctx = context(request)
     ch: ClickHouse = ctx.clickhouse
     stored = save_definition(ch, project, name, spec, ctx.stamp.next())
     job = create_job(
@@ -81,8 +75,10 @@ def _save_and_backfill(
 def list_definitions_endpoint(request: Request) -> Response:
     """The project's duration definitions."""
     reject_unknown(request, {"project_id"})
-    ch = request.app.state.ctx.clickhouse
-    return JSONResponse({"data": [d.to_json() for d in list_definitions(ch, _project(request))]})
+    ch = context(request).clickhouse
+    return JSONResponse(
+        {"data": [d.to_json() for d in list_definitions(ch, caller_project(request))]}
+    )
 
 
 def get_definition_endpoint(request: Request) -> Response:
@@ -94,9 +90,9 @@ def get_definition_endpoint(request: Request) -> Response:
 
 def _existing(request: Request) -> StoredDefinition:
     name = request.path_params["name"]
-    current = get_definition(request.app.state.ctx.clickhouse, _project(request), name)
+    current = get_definition(context(request).clickhouse, caller_project(request), name)
     if current is None:
-        raise ApiError(404, "not_found", f"name: no duration definition {name!r}")
+        raise NotFound(f"name: no duration definition {name!r}")
     return current
 
 
@@ -104,20 +100,15 @@ async def create_definition(request: Request) -> Response:
     """Create a definition; queues a backfill over already-concluded traces (201)."""
     reject_unknown(request, {"project_id"})
     body = await _body(request)
-    try:
-        definition = parse_definition(DurationDefinitionIn, body)
-    except InvalidDefinition as exc:
-        raise ApiError(400, "invalid_definition", str(exc)) from None
-    project = _project(request)
+    definition = parse_definition(DurationDefinitionIn, body)
+    project = caller_project(request)
 
     def create() -> tuple[StoredDefinition, Job]:
-        ch = request.app.state.ctx.clickhouse
+        ch = context(request).clickhouse
         if get_definition(ch, project, definition.name) is not None:
-            raise ApiError(
-                409,
-                "conflict",
+            raise Conflict(
                 f"name: duration definition {definition.name!r} exists; "
-                "PUT /v1/duration-definitions/{name} changes it",
+                "PUT /v1/duration-definitions/{name} changes it"
             )
         return _save_and_backfill(request, project, definition.name, definition)
 
@@ -130,15 +121,10 @@ async def update_definition(request: Request) -> Response:
     reject_unknown(request, {"project_id"})
     name = request.path_params["name"]
     body = await _body(request)
-    try:
-        update = parse_definition(DurationDefinitionUpdate, body)
-    except InvalidDefinition as exc:
-        raise ApiError(400, "invalid_definition", str(exc)) from None
+    update = parse_definition(DurationDefinitionUpdate, body)
     if update.name is not None and update.name != name:
-        raise ApiError(
-            400, "invalid_definition", f"name: {update.name!r} differs from the path ({name!r})"
-        )
-    project = _project(request)
+        raise InvalidDefinition("name", f"{update.name!r} differs from the path ({name!r})")
+    project = caller_project(request)
 
     def save() -> tuple[StoredDefinition, Job]:
         _existing(request)
@@ -152,47 +138,39 @@ def delete_definition_endpoint(request: Request) -> Response:
     """Delete a definition; its stored durations stop being served."""
     reject_unknown(request, {"project_id"})
     current = _existing(request)
-    ctx = request.app.state.ctx
+    ctx = context(request)
     delete_definition(ctx.clickhouse, current, ctx.stamp.next())
     return JSONResponse({"deleted": {"name": current.name}})
 
 
 def definition_stats_endpoint(request: Request) -> Response:
     """Count, skew, missing and percentiles of one definition per bucket over [from, to)."""
-    reject_unknown(request, {"project_id", "from", "to", "granularity"})
-    ctx = request.app.state.ctx
-    start = parse_time(request, "from", required=True)
-    end = parse_time(request, "to", required=True)
-    assert start is not None
-    assert end is not None
-    if end <= start:
-        raise ApiError(400, "invalid_parameter", "to: must be after from")
-    if (end - start).days > ctx.settings.max_range_days:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"to: range longer than {ctx.settings.max_range_days} days (TA_MAX_RANGE_DAYS)",
-        )
-    granularity = request.query_params.get("granularity") or "hour"
-    if granularity not in _GRANULARITIES:
-        raise ApiError(400, "invalid_parameter", f"granularity: must be one of {_GRANULARITIES}")
+    reject_unknown(request, {"project_id", *RANGE_PARAMETERS})
+    ctx = context(request)
+    bounds = parse_time_range(
+        request.query_params, now=ctx.clock(), max_range_days=ctx.settings.max_range_days
+    )
     current = _existing(request)
-    rows = definition_stats(ctx.clickhouse, current, start, end, granularity)
-    body: dict[str, Any] = {"definition": current.name, "granularity": granularity, "data": rows}
+    rows = definition_stats(ctx.clickhouse, current, bounds)
+    body: dict[str, Any] = {
+        "definition": current.name,
+        "granularity": bounds.granularity,
+        "data": [row.to_json() for row in rows],
+    }
     return JSONResponse(body)
 
 
 def trace_durations_endpoint(request: Request) -> Response:
     """The trace's stored named durations (read-only; computed when the trace concluded)."""
     reject_unknown(request, {"project_id"})
-    ch = request.app.state.ctx.clickhouse
-    project = _project(request)
+    ch = context(request).clickhouse
+    project = caller_project(request)
     trace_id = request.path_params["trace_id"]
     if not trace_exists(ch, project, trace_id):
-        raise ApiError(404, "not_found", f"trace_id: no trace {trace_id!r}")
+        raise NotFound(f"trace_id: no trace {trace_id!r}")
     # None: the trace has not concluded yet, so nothing is materialized for it.
     data = read_trace_durations(ch, project, trace_id) or []
-    return JSONResponse({"data": data})
+    return JSONResponse({"data": [d.to_json() for d in data]})
 
 
 def routes() -> list[Route]:

@@ -1,33 +1,33 @@
-"""One error shape for the whole API: `{"error": {"code", "message"}}`."""
+"""The API's exception handlers: every error leaves as `{"error": {"code", "message"}}`.
+
+Code below the API raises the classes of `service.errors`; `create_app` registers these
+handlers once, so no endpoint translates errors by hand.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.errors import ClientError, Overloaded
+
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An error a client should see: HTTP status, a stable code, a message naming the field."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def handle_api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+async def handle_client_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ClientError)
+    response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, Overloaded):
+        response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.api.state import context
+from service.errors import MigrationError
 from service.jobs.scheduled import jobs_readiness
-from service.migrations import MigrationError, status
+from service.migrations import status
 
 
 def healthz(request: Request) -> Response:
@@ -20,7 +22,7 @@ def healthz(request: Request) -> Response:
 
 def readyz(request: Request) -> Response:
     """Readiness: ClickHouse reachable, schema version matches, scheduler alive; else 503."""
-    ctx = request.app.state.ctx
+    ctx = context(request)
     checks: dict[str, Any] = {}
     problems: list[str] = []
     if ctx.clickhouse.ping():
@@ -59,7 +61,7 @@ def readyz(request: Request) -> Response:
 
 def metrics(request: Request) -> Response:
     """Prometheus text format for this app's registry."""
-    registry = request.app.state.ctx.metrics.registry
+    registry = context(request).metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

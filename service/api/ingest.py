@@ -9,45 +9,47 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.auth import principal
 from service.api.body import read_body
-from service.api.errors import ApiError
-from service.ingest.models import IngestBatch, InvalidBatch, parse_batch
-from service.ingest.writer import IngestResult, write_batch
+from service.api.state import context, principal
+from service.errors import ForbiddenProject, InvalidBatch
+from service.ingest.models import IngestBatch, parse_batch
+from service.ingest.writer import IngestResult, assign_projects, write_batch
 
 log = logging.getLogger(__name__)
 
-EMPTY_BATCH = "body: expected a JSON object with traces/observations"
+EMPTY_BATCH = "expected a JSON object with traces/observations"
 
 
 async def ingest(request: Request) -> Response:
     """Write traces and observations; a rejected batch writes nothing."""
-    ctx = request.app.state.ctx
+    ctx = context(request)
     caller = principal(request)
     default_project = request.query_params.get("project_id")
     body = await read_body(
         request,
         ctx.settings.ingest_max_bytes,
         setting="TA_INGEST_MAX_BYTES",
-        empty=ApiError(400, "invalid_batch", EMPTY_BATCH),
+        empty=InvalidBatch("body", EMPTY_BATCH),
     )
     try:
         batch = await anyio.to_thread.run_sync(parse_batch, body)
-    except InvalidBatch as exc:
+    except InvalidBatch:
         ctx.metrics.ingest_rejected.labels("invalid_batch").inc()
-        raise ApiError(400, "invalid_batch", str(exc)) from None
+        raise
 
     def resolve(record_project: str | None, field: str) -> str:
         return caller.write_project(record_project, default_project, field)
 
-    def write(batch: IngestBatch) -> IngestResult:
-        return write_batch(ctx.clickhouse, batch, resolve, ctx.stamp)
-
     try:
-        result = await anyio.to_thread.run_sync(write, batch)
-    except ApiError:
+        projects = assign_projects(batch, resolve)
+    except ForbiddenProject:
         ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
         raise
+
+    def write(batch: IngestBatch) -> IngestResult:
+        return write_batch(ctx.clickhouse, batch, projects, ctx.stamp)
+
+    result = await anyio.to_thread.run_sync(write, batch)
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(result.observations)
     return JSONResponse(

@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.auth import principal
-from service.api.errors import ApiError
-from service.api.params import parse_int, reject_unknown
+from service.api.params import int_param, reject_unknown
+from service.api.state import context, principal
+from service.errors import InvalidParameter, NotFound
 from service.jobs.model import STATUSES, Job, progress
 from service.jobs.store import get_job, list_jobs
-from service.times import rfc3339
+from service.times import format_time
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -34,10 +34,10 @@ def job_json(job: Job) -> dict[str, Any]:
         "rate": None if derived.rate is None else round(derived.rate, 3),
         "eta_seconds": None if derived.eta_seconds is None else round(derived.eta_seconds, 1),
         "error": job.error or None,
-        "created_at": rfc3339(job.created_at),
-        "started_at": rfc3339(job.started_at),
-        "updated_at": rfc3339(job.updated_at),
-        "finished_at": rfc3339(job.finished_at),
+        "created_at": format_time(job.created_at),
+        "started_at": format_time(job.started_at),
+        "updated_at": format_time(job.updated_at),
+        "finished_at": format_time(job.finished_at),
     }
 
 
@@ -48,12 +48,12 @@ def list_jobs_endpoint(request: Request) -> Response:
     statuses = [s for s in (request.query_params.get("status") or "").split(",") if s]
     for status in statuses:
         if status not in STATUSES:
-            raise ApiError(400, "invalid_parameter", f"status: must be among {list(STATUSES)}")
-    limit = parse_int(request, "limit", 100, low=1, high=1000)
+            raise InvalidParameter("status", f"must be among {list(STATUSES)}")
+    limit = int_param(request, "limit", 100, low=1, high=1000)
     project = (
         caller.project if caller.project is not None else request.query_params.get("project_id")
     )
-    jobs = list_jobs(request.app.state.ctx.clickhouse, project, statuses, limit)
+    jobs = list_jobs(context(request).clickhouse, project, statuses, limit)
     return JSONResponse({"data": [job_json(j) for j in jobs]})
 
 
@@ -62,9 +62,9 @@ def get_job_endpoint(request: Request) -> Response:
     reject_unknown(request, set())
     caller = principal(request)
     job_id = request.path_params["job_id"]
-    job = get_job(request.app.state.ctx.clickhouse, job_id)
+    job = get_job(context(request).clickhouse, job_id)
     if job is None or (caller.project is not None and job.project_id != caller.project):
-        raise ApiError(404, "not_found", f"job_id: no job {job_id!r}")
+        raise NotFound(f"job_id: no job {job_id!r}")
     return JSONResponse({"job": job_json(job)})
 
 

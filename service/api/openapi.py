@@ -62,9 +62,11 @@ def build_document(routes: list[BaseRoute]) -> dict[str, Any]:
 
 
 def _operation(route: Route, method: str) -> dict[str, Any]:
-    doc = inspect.getdoc(route.endpoint) or ""
+    doc = inspect.getdoc(route.endpoint)
+    if not doc:
+        raise ValueError(f"{method} {route.path}: the endpoint needs a docstring (its summary)")
     operation: dict[str, Any] = {
-        "summary": doc.splitlines()[0] if doc else route.path,
+        "summary": doc.splitlines()[0],
         "operationId": f"{method.lower()}_{route.endpoint.__name__}",
         "responses": {
             "200": {"description": "OK"},

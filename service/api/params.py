@@ -1,31 +1,28 @@
-"""Query-string parsing shared by the read endpoints: every error names its parameter."""
+"""Query-string parsing shared by the endpoints: every error names its parameter."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from starlette.requests import Request
 
-from service.api.errors import ApiError
-from service.times import parse_rfc3339
+from service.errors import InvalidParameter
+from service.times import parse_time
 
 
-def parse_time(request: Request, name: str, *, required: bool = False) -> datetime | None:
-    """An RFC 3339 query parameter as aware UTC (400 naming `name` when malformed)."""
+def time_param(request: Request, name: str) -> datetime | None:
+    """An optional RFC 3339 query parameter as aware UTC (400 naming `name` when malformed)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
-        if required:
-            raise ApiError(400, "invalid_parameter", f"{name}: required (RFC 3339 time)")
         return None
     try:
-        return parse_rfc3339(raw)
+        return parse_time(raw)
     except ValueError:
-        raise ApiError(
-            400, "invalid_parameter", f"{name}: {raw!r} is not an RFC 3339 time"
-        ) from None
+        raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None
 
 
-def parse_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
     """A bounded integer query parameter."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -33,16 +30,14 @@ def parse_int(request: Request, name: str, default: int, *, low: int, high: int)
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name}: {raw!r} is not an integer") from None
+        raise InvalidParameter(name, f"{raw!r} is not an integer") from None
     if not low <= value <= high:
-        raise ApiError(400, "invalid_parameter", f"{name}: must be between {low} and {high}")
+        raise InvalidParameter(name, f"must be between {low} and {high}")
     return value
 
 
-def reject_unknown(request: Request, allowed: set[str]) -> None:
+def reject_unknown(request: Request, allowed: Collection[str]) -> None:
     """400 for a query parameter the endpoint does not take (typos fail loudly)."""
     for name in request.query_params:
         if name not in allowed:
-            raise ApiError(
-                400, "invalid_parameter", f"{name}: unknown parameter (allowed: {sorted(allowed)})"
-            )
+            raise InvalidParameter(name, f"unknown parameter (allowed: {sorted(allowed)})")

@@ -14,15 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.auth import principal
-from service.api.errors import ApiError
 from service.api.params import reject_unknown
+from service.api.state import caller_project, context
 from service.rollups.read import Freshness, fetch_latency, fetch_usage, freshness
 from service.rollups.request import (
     LATENCY_GROUP_KEYS,
     TRACE_GROUP_KEYS,
     USAGE_GROUP_KEYS,
-    InvalidParameter,
     LatencyQuery,
     RangeQuery,
     parse_level,
@@ -36,7 +34,7 @@ def get_usage(request: Request) -> Response:
     """Tokens, cost, counts and errors per hour or day, optionally grouped."""
     reject_unknown(request, _RANGE_PARAMS)
     query = _range(request, USAGE_GROUP_KEYS)
-    ctx = request.app.state.ctx
+    ctx = context(request)
     fresh = _freshness(request, query)
     return _respond(fresh, fetch_usage(ctx.clickhouse, query))
 
@@ -44,36 +42,29 @@ def get_usage(request: Request) -> Response:
 def get_latency(request: Request) -> Response:
     """Latency count, avg, p50/p90/p95/p99 and max per hour or day, for observations or traces."""
     reject_unknown(request, {*_RANGE_PARAMS, "level"})
-    try:
-        level = parse_level(request.query_params.get("level"))
-    except InvalidParameter as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    level = parse_level(request.query_params.get("level"))
     keys = TRACE_GROUP_KEYS if level == "trace" else LATENCY_GROUP_KEYS
     query = _range(request, keys)
-    ctx = request.app.state.ctx
+    ctx = context(request)
     fresh = _freshness(request, query)
     return _respond(fresh, fetch_latency(ctx.clickhouse, LatencyQuery(range=query, level=level)))
 
 
 def _range(request: Request, keys: tuple[str, ...]) -> RangeQuery:
-    ctx = request.app.state.ctx
-    project = principal(request).read_project(request.query_params.get("project_id"))
-    try:
-        return parse_range(
-            request.query_params,
-            project_id=project,
-            now=ctx.clock(),
-            max_range_days=ctx.settings.max_range_days,
-            group_keys=keys,
-            default_source="raw" if ctx.settings.rollup_read_from_raw else "rollup",
-        )
-    except InvalidParameter as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    ctx = context(request)
+    return parse_range(
+        request.query_params,
+        project_id=caller_project(request),
+        now=ctx.clock(),
+        max_range_days=ctx.settings.max_range_days,
+        group_keys=keys,
+        default_source="raw" if ctx.settings.rollup_read_from_raw else "rollup",
+    )
 
 
 def _freshness(request: Request, query: RangeQuery) -> Freshness:
     """The watermark, read BEFORE the rows so the rows are at least that fresh."""
-    ctx = request.app.state.ctx
+    ctx = context(request)
     fresh = freshness(ctx.clickhouse, query.source, ctx.clock())
     if fresh.lag_seconds is not None and query.source == "rollup":
         ctx.metrics.rollup_lag.set(fresh.lag_seconds)

@@ -8,27 +8,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.auth import principal
-from service.api.errors import ApiError
+from service.api.state import caller_project, context
 from service.conclusions.store import trace_state
-from service.durations.store import forget_deleted_trace
-from service.times import rfc3339
+from service.durations.materialize import forget_trace
+from service.errors import NotFound
+from service.times import format_time
 from service.traces.store import soft_delete_trace
 from service.traces.summary import fetch_summaries
 
 
 def get_trace(request: Request) -> Response:
     """The trace's summary from its live raw rows, and its status (open/concluded, revision)."""
-    ctx = request.app.state.ctx
-    project = principal(request).read_project(request.query_params.get("project_id"))
+    ctx = context(request)
+    project = caller_project(request)
     trace_id = request.path_params["trace_id"]
     summary = fetch_summaries(ctx.clickhouse, [(project, trace_id)]).get((project, trace_id))
     if summary is None:
-        raise ApiError(404, "not_found", f"trace_id: no trace {trace_id!r}")
+        raise NotFound(f"trace_id: no trace {trace_id!r}")
     body: dict[str, Any] = {
         "project_id": project,
         "trace_id": trace_id,
-        "timestamp": rfc3339(summary.timestamp),
+        "timestamp": format_time(summary.timestamp),
         "summary": summary.to_json(),
     }
     state = trace_state(ctx.clickhouse, project, trace_id)
@@ -39,12 +39,12 @@ def get_trace(request: Request) -> Response:
 
 def delete_trace(request: Request) -> Response:
     """Soft-delete the trace and its observations; rollups follow on their next pass."""
-    ctx = request.app.state.ctx
-    project = principal(request).read_project(request.query_params.get("project_id"))
+    ctx = context(request)
+    project = caller_project(request)
     trace_id = request.path_params["trace_id"]
     if not soft_delete_trace(ctx.clickhouse, project, trace_id, ctx.stamp):
-        raise ApiError(404, "not_found", f"trace_id: no trace {trace_id!r}")
-    forget_deleted_trace(ctx.clickhouse, project, trace_id, ctx.stamp.next)
+        raise NotFound(f"trace_id: no trace {trace_id!r}")
+    forget_trace(ctx.clickhouse, project, trace_id, ctx.stamp.next())
     return JSONResponse({"deleted": {"project_id": project, "trace_id": trace_id}})
 
 

@@ -1,11 +1,12 @@
 """Delivery: POST due conclusions to TA_ANALYZE_URL, concurrently, and record the outcomes.
 
 A pass takes this shard's due outbox rows, sends them with TA_ANALYZE_CONCURRENCY requests
-in flight (a thread pool sharing one keep-alive httpx.Client; the sync client because
-httpx's async pool costs more CPU per request, and the job already runs in a worker
-thread), turns each answer into the next state with the pure functions in `retry`, and
-writes all the new states in two inserts. Delivery is at least once: a state is only final
-once written, and anything not confirmed by then stays pending and is sent again.
+in flight through the app's `Sender` (a thread pool sharing one keep-alive httpx.Client
+that lives as long as the app; the sync client because httpx's async pool costs more CPU
+per request, and the job already runs in a worker thread), turns each answer into the next
+state with the pure functions in `retry`, and writes all the new states in two inserts.
+Delivery is at least once: a state is only final once written, and anything not confirmed
+by then stays pending and is sent again.
 
 On shutdown (`stopping` set) no new request starts; requests already in flight finish
 (bounded by TA_ANALYZE_TIMEOUT_SECONDS) and their outcomes are written.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+from standardwebhooks import Webhook
 
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
@@ -42,6 +44,15 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 300
+# The delivery job polls the outbox this often (never less often than detection runs):
+# a new conclusion waits at most this long for its first attempt, and a retry fires within
+# this long of its due time. An idle poll is one small query on the outbox.
+DELIVERY_POLL_SECONDS = 1.0
+
+
+def delivery_interval(settings: Settings) -> float:
+    """Seconds between delivery passes."""
+    return min(DELIVERY_POLL_SECONDS, settings.check_interval_seconds)
 
 
 @dataclass(frozen=True)
@@ -82,40 +93,59 @@ def chunk(items: Sequence[Conclusion], size: int) -> list[tuple[Conclusion, ...]
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def send_all(
-    requests: Sequence[tuple[Conclusion, ...]],
-    settings: Settings,
-    *,
-    stopping: threading.Event,
-    signing_clock: Clock = system_clock,
-    transport: httpx.BaseTransport | None = None,
-) -> list[Attempt]:
-    """Send every request, TA_ANALYZE_CONCURRENCY at a time, over one keep-alive pool."""
-    assert settings.analyze_url is not None
-    url = settings.analyze_url
-    workers = max(1, min(settings.analyze_concurrency, len(requests)))
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    batch_mode = settings.analyze_batch_size > 1
+class Sender:
+    """The HTTP side of delivery, built once per app and kept for its lifetime.
 
-    with (
-        httpx.Client(
+    One `httpx.Client` whose keep-alive pool (TA_ANALYZE_CONCURRENCY connections) outlives
+    every pass, a thread pool of the same size, and the Standard Webhooks signer built once
+    from the secret. `transport` replaces the network (tests). Signatures are stamped with
+    the wall clock, never an injected one: receivers reject timestamps minutes off.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        assert settings.analyze_url is not None
+        self.url = settings.analyze_url
+        self.batch_mode = settings.analyze_batch_size > 1
+        secret = settings.webhook_secret
+        self.signer = Webhook(secret.get_secret_value()) if secret is not None else None
+        workers = settings.analyze_concurrency
+        self.client = httpx.Client(
             timeout=settings.analyze_timeout_seconds,
-            limits=limits,
+            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
             transport=transport,
             follow_redirects=False,
-        ) as client,
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ta-deliver") as pool,
-    ):
+        )
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ta-deliver")
+
+    def send_all(
+        self, requests: Sequence[tuple[Conclusion, ...]], stopping: threading.Event
+    ) -> list[Attempt]:
+        """Send every request, TA_ANALYZE_CONCURRENCY at a time; none starts once stopping."""
 
         def send(items: tuple[Conclusion, ...]) -> Attempt:
             if stopping.is_set():
                 return Attempt(items, None)
-            content = webhook.body(items, batch_mode=batch_mode)
-            headers = webhook.headers(items, content, secret=secret, signed_at=signing_clock())
-            return _post(client, url, items, content, headers)
+            content = webhook.body(items, batch_mode=self.batch_mode)
+            headers = webhook.headers(items, content, signer=self.signer, signed_at=system_clock())
+            return _post(self.client, self.url, items, content, headers)
 
-        return list(pool.map(send, requests))
+        return list(self.pool.map(send, requests))
+
+    def close(self) -> None:
+        """Wait for requests in flight, then close the connections."""
+        self.pool.shutdown(wait=True)
+        self.client.close()
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _post(
@@ -176,23 +206,23 @@ def next_states(
 def run_delivery_pass(
     ch: ClickHouse,
     settings: Settings,
+    sender: Sender | None,
     *,
     clock: Clock,
     stamp: VersionStamp,
     stopping: threading.Event,
     metrics: Metrics | None = None,
-    signing_clock: Clock = system_clock,
-    transport: httpx.BaseTransport | None = None,
     rng: Random = random.random,
     max_rounds: int = 100,
 ) -> DeliveryReport:
     """Deliver this shard's due conclusions, round after round while rounds come back full.
 
-    Without TA_ANALYZE_URL nothing is sent (conclusions were recorded as `recorded`).
+    Without a sender (no TA_ANALYZE_URL) nothing is sent: conclusions were recorded as
+    `recorded`.
     """
     started = time.perf_counter()
     report = DeliveryReport()
-    if settings.analyze_url is not None:
+    if sender is not None:
         limit = settings.check_batch_limit
         for _ in range(max_rounds):
             due = store.due_deliveries(
@@ -204,13 +234,7 @@ def run_delivery_pass(
             )
             if not due or stopping.is_set():
                 break
-            attempts = send_all(
-                chunk(due, settings.analyze_batch_size),
-                settings,
-                stopping=stopping,
-                signing_clock=signing_clock,
-                transport=transport,
-            )
+            attempts = sender.send_all(chunk(due, settings.analyze_batch_size), stopping)
             states = next_states(
                 attempts, now=clock(), max_attempts=settings.analyze_max_attempts, rng=rng
             )

@@ -19,10 +19,14 @@ from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp
 from service.conclusions import store
 from service.conclusions.models import Candidate, Conclusion, Status
-from service.durations import materialize_concluded
+from service.durations.materialize import materialize_concluded
+from service.durations.plan import Subject
 from service.metrics import Metrics
 from service.settings import Settings
-from service.traces.summary import TraceKey, TraceSummary, fetch_summaries
+from service.times import EPOCH
+from service.traces.rows import TraceKey
+from service.traces.store import load_trace_rows
+from service.traces.summary import TraceSummary, summarize
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def overlap(settings: Settings) -> timedelta:
 
 def window_start(cursor: datetime | None, margin: timedelta) -> datetime:
     """Where a pass starts reading activity: the cursor minus the overlap (all of it at first)."""
-    return store.EPOCH if cursor is None else cursor - margin
+    return EPOCH if cursor is None else cursor - margin
 
 
 def next_cursor(
@@ -108,14 +112,17 @@ def run_detection_pass(
         limit=settings.check_batch_limit,
         **shard,
     )
-    summaries = fetch_summaries(ch, [(c.project_id, c.trace_id) for c in candidates])
+    # Each candidate's live rows are read once, for its summary and its named durations.
+    rows = load_trace_rows(ch, [(c.project_id, c.trace_id) for c in candidates])
+    summaries = {key: summarize(found) for key, found in rows.items() if found.exists}
     conclusions = plan_conclusions(
         candidates, summaries, now=now, deliver=settings.analyze_url is not None
     )
     store.record_conclusions(ch, conclusions, stamp)
     # Conclusions are durable from here on: work derived from them (e.g. named durations)
     # belongs right below, before the cursor moves past them.
-    materialize_concluded(ch, [c.key for c in conclusions], stamp.next)
+    subjects = [Subject(rows[(c.project_id, c.trace_id)], c.revision) for c in conclusions]
+    materialize_concluded(ch, subjects, stamp.next)
     store.write_cursor(
         ch,
         cursor=next_cursor(cursor, candidates, idle_before, settings.check_batch_limit),

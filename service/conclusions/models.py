@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from service.times import rfc3339
+from service.times import format_time
 
 
 class Status(StrEnum):
@@ -61,8 +61,8 @@ class Conclusion:
             "project_id": self.project_id,
             "trace_id": self.trace_id,
             "revision": self.revision,
-            "concluded_at": rfc3339(self.concluded_at),
-            "last_activity_at": rfc3339(self.last_activity_at),
+            "concluded_at": format_time(self.concluded_at),
+            "last_activity_at": format_time(self.last_activity_at),
             "summary": self.summary,
         }
 
@@ -73,11 +73,11 @@ class Conclusion:
             "idempotency_key": self.idempotency_key,
             "status": self.status.value,
             "attempts": self.attempts,
-            "next_attempt_at": rfc3339(self.next_attempt_at)
+            "next_attempt_at": format_time(self.next_attempt_at)
             if self.status is Status.PENDING
             else None,
             "last_error": self.last_error or None,
-            "delivered_at": rfc3339(self.delivered_at),
+            "delivered_at": format_time(self.delivered_at),
         }
 
 

@@ -12,7 +12,7 @@ Write order is what makes a crash lose nothing:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -20,8 +20,7 @@ import orjson
 from service.clickhouse import ClickHouse
 from service.clock import VersionStamp
 from service.conclusions.models import Candidate, Conclusion, Status, TraceState
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from service.times import EPOCH
 
 # The outbox row carries the conclusion's payload and delivery state, minus delivered_at
 # (an outbox row is deleted once delivered) plus the tombstone flag.

@@ -33,9 +33,9 @@ def body(items: Sequence[Conclusion], *, batch_mode: bool) -> bytes:
 
 
 def headers(
-    items: Sequence[Conclusion], content: bytes, *, secret: str | None, signed_at: datetime
+    items: Sequence[Conclusion], content: bytes, *, signer: Webhook | None, signed_at: datetime
 ) -> dict[str, str]:
-    """`Idempotency-Key`, and the Standard Webhooks trio when a secret is set.
+    """`Idempotency-Key`, and the Standard Webhooks trio when there is a signer.
 
     The `webhook-id` is the idempotency key, so it too is the same on every retry, as the
     Standard Webhooks spec asks. `signed_at` must be the real time of sending: receivers
@@ -43,8 +43,8 @@ def headers(
     """
     key = batch_idempotency_key(items)
     out = {"content-type": "application/json", "idempotency-key": key}
-    if secret:
-        signature = Webhook(secret).sign(msg_id=key, timestamp=signed_at, data=content.decode())
+    if signer is not None:
+        signature = signer.sign(msg_id=key, timestamp=signed_at, data=content.decode())
         out["webhook-id"] = key
         out["webhook-timestamp"] = str(int(signed_at.timestamp()))
         out["webhook-signature"] = signature

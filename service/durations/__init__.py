@@ -1,15 +1,6 @@
-"""Named durations: definitions (two anchors), materialization on conclusion, reads, backfills."""
+"""Named durations: definitions (two anchors), materialization on conclusion, reads, backfills.
 
-from service.durations.store import (
-    ConclusionKey,
-    MaterializeResult,
-    materialize_concluded,
-    materialize_durations,
-)
-
-__all__ = [
-    "ConclusionKey",
-    "MaterializeResult",
-    "materialize_concluded",
-    "materialize_durations",
-]
+`definitions` validates what users send, `catalog` stores definitions, `anchors` and `plan`
+decide (pure), `materialize` writes, `results` reads, `backfill` pages through concluded
+traces.
+"""

@@ -19,18 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from service.durations.definitions import DurationSpec, ObservationAnchor, TraceAnchor
-
-
-@dataclass(frozen=True)
-class Obs:
-    """The fields of one live observation that anchors can read."""
-
-    id: str
-    type: str
-    name: str
-    start_time: datetime
-    end_time: datetime | None
-    completion_start_time: datetime | None
+from service.traces.rows import ObservationRow as Obs
 
 
 @dataclass(frozen=True)

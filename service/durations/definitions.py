@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.errors import FieldError, InvalidDefinition, first_validation_error
 from service.ingest.models import ObservationType
 
 # Only generations carry completion_start_time (the first streamed token); a first_token
@@ -45,13 +46,13 @@ class ObservationAnchor(BaseModel):
     @model_validator(mode="after")
     def _can_match(self) -> ObservationAnchor:
         if self.type is None and self.name is None:
-            raise _FieldError("type", "an observation anchor needs a type and/or a name")
+            raise FieldError("type", "an observation anchor needs a type and/or a name")
         if (
             self.edge == "first_token"
             and self.type is not None
             and self.type not in FIRST_TOKEN_TYPES
         ):
-            raise _FieldError(
+            raise FieldError(
                 "edge",
                 f"first_token never exists on type {self.type!r}: only generations have "
                 "a completion_start_time",
@@ -86,18 +87,18 @@ class DurationSpec(BaseModel):
     @model_validator(mode="after")
     def _not_degenerate(self) -> DurationSpec:
         if self.start == self.end:
-            raise _FieldError("end", "is identical to start; the duration would always be 0")
+            raise FieldError("end", "is identical to start; the duration would always be 0")
         if self.start == TraceAnchor(anchor="trace_end") and self.end == TraceAnchor(
             anchor="trace_start"
         ):
-            raise _FieldError("end", "trace_start is never after trace_end")
+            raise FieldError("end", "trace_start is never after trace_end")
         if (
             isinstance(self.start, ObservationAnchor)
             and isinstance(self.end, ObservationAnchor)
             and self.start.selector() == self.end.selector()
             and _EDGE_ORDER[self.end.edge] < _EDGE_ORDER[self.start.edge]
         ):
-            raise _FieldError(
+            raise FieldError(
                 "end.edge",
                 f"{self.end.edge} of the same observation is never after its {self.start.edge}",
             )
@@ -119,19 +120,6 @@ class DurationDefinitionUpdate(DurationSpec):
     name: Slug | None = None
 
 
-class InvalidDefinition(ValueError):
-    """A definition failed validation; the message starts with the field path."""
-
-
-class _FieldError(ValueError):
-    """Raised inside validators so the final message can carry the nested field path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -142,23 +130,11 @@ def parse_definition(model: type[M], body: bytes | dict[str, Any]) -> M:
             return model.model_validate_json(body)
         return model.model_validate(body)
     except ValidationError as exc:
-        raise InvalidDefinition(describe_error(exc)) from None
+        raise InvalidDefinition(*first_validation_error(exc, skip=_ANCHOR_TAGS)) from None
 
 
-def describe_error(exc: ValidationError) -> str:
-    """`end.edge: ...` from a pydantic error, without discriminator tags in the path."""
-    error = exc.errors(include_url=False)[0]
-    path = [str(p) for p in error["loc"] if p not in ("observation", "trace_start", "trace_end")]
-    ctx_error = (error.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _FieldError):
-        path.append(ctx_error.field)
-        message = ctx_error.message
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "json_invalid":
-        return "body: not valid JSON"
-    field = ".".join(path) or "body"
-    return f"{field}: {message}"
+# Discriminator tags pydantic puts in error paths; they are not fields of the body.
+_ANCHOR_TAGS = frozenset({"observation", "trace_start", "trace_end"})
 
 
 def spec_json(spec: DurationSpec) -> str:

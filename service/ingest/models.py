@@ -8,18 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-OBSERVATION_TYPES = (
-    "span",
-    "generation",
-    "event",
-    "tool",
-    "agent",
-    "chain",
-    "retriever",
-    "embedding",
-    "evaluator",
-    "guardrail",
-)
+from service.errors import InvalidBatch, first_validation_error
 
 ObservationType = Literal[
     "span",
@@ -99,30 +88,9 @@ class IngestBatch(BaseModel):
     observations: list[ObservationIn] = Field(default_factory=list)
 
 
-class InvalidBatch(ValueError):
-    """The batch failed validation; `field` names the first bad field and row."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-
-
 def parse_batch(body: bytes) -> IngestBatch:
     """Validate a JSON body as one batch; raises `InvalidBatch` naming the first bad field."""
     try:
         return IngestBatch.model_validate_json(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        raise InvalidBatch(field_path(error["loc"]), str(error["msg"])) from None
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """`("observations", 3, "start_time")` → `observations[3].start_time`."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
+        raise InvalidBatch(*first_validation_error(exc)) from None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from service.clickhouse import ClickHouse
 from service.clock import VersionStamp
-from service.ingest.models import IngestBatch, InvalidBatch
+from service.ingest.models import IngestBatch
+from service.times import EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,7 @@ OBSERVATION_COLUMNS = (
     "is_deleted",
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
-
-
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
@@ -63,7 +61,7 @@ def epoch_ms(values: Sequence[datetime | None]) -> list[int | None]:
     return [
         None
         if v is None
-        else (v - (_EPOCH if v.tzinfo is not None else _NAIVE_EPOCH)) // _MILLISECOND
+        else (v - (EPOCH if v.tzinfo is not None else _NAIVE_EPOCH)) // _MILLISECOND
         for v in values
     ]
 
@@ -78,26 +76,35 @@ class IngestResult:
     observations: int
 
 
-class ProjectForbidden(InvalidBatch):
-    """A record names a project the caller's key may not write."""
+@dataclass(frozen=True)
+class Projects:
+    """The project every record of a batch is written to, in batch order."""
+
+    traces: list[str]
+    observations: list[str]
+
+
+def assign_projects(batch: IngestBatch, resolve_project: ProjectResolver) -> Projects:
+    """Resolve each record's project up front (raises before anything is written)."""
+    return Projects(
+        traces=[resolve_project(t.project_id, f"traces[{i}]") for i, t in enumerate(batch.traces)],
+        observations=[
+            resolve_project(o.project_id, f"observations[{i}]")
+            for i, o in enumerate(batch.observations)
+        ],
+    )
 
 
 def write_batch(
-    ch: ClickHouse, batch: IngestBatch, resolve_project: ProjectResolver, stamp: VersionStamp
+    ch: ClickHouse, batch: IngestBatch, projects: Projects, stamp: VersionStamp
 ) -> IngestResult:
-    """Write a validated batch. Every record's project is resolved before the first insert.
+    """Write a validated batch whose projects are already assigned.
 
     ClickHouse has no multi-table transaction: if the observations insert fails after the
     traces insert, the caller gets an error and retries the batch; upsert-by-id makes the
     retry exact (no duplicates on read).
     """
-    trace_projects = [
-        resolve_project(t.project_id, f"traces[{i}]") for i, t in enumerate(batch.traces)
-    ]
-    obs_projects = [
-        resolve_project(o.project_id, f"observations[{i}]")
-        for i, o in enumerate(batch.observations)
-    ]
+    trace_projects, obs_projects = projects.traces, projects.observations
     ingested_at = stamp.next()
     if batch.traces:
         traces = batch.traces

@@ -6,11 +6,11 @@ Ctrl-C pauses the job after the chunk in flight (its progress is persisted), and
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 
@@ -20,6 +20,7 @@ from service.clickhouse import ClickHouse
 from service.clock import system_clock
 from service.durations.backfill import KIND as DURATIONS
 from service.durations.backfill import backfill_params
+from service.errors import UsageError
 from service.jobs.kinds import default_kinds
 from service.jobs.model import Job, progress
 from service.jobs.rollups_backfill import KIND as ROLLUPS
@@ -27,81 +28,58 @@ from service.jobs.rollups_backfill import rollup_backfill_params
 from service.jobs.runner import RunOptions, run_job
 from service.jobs.store import ALL_PROJECTS, create_job, get_job, list_jobs
 from service.settings import Settings
-from service.times import parse_rfc3339
 
 
-class BackfillUsageError(ValueError):
-    """The command line names no job to run, or a bad one; the message says which."""
+@dataclass(frozen=True)
+class BackfillCommand:
+    """What `trace-analytics backfill ...` asks for, as parsed by the CLI."""
+
+    kind: str | None = None  # "durations" or "rollups" (a new job)
+    list_jobs: bool = False
+    resume: str | None = None
+    pause: float | None = None
+    definition: str | None = None
+    project: str | None = None
+    batch_size: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    hours_per_chunk: int = 6
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `backfill` options and its `durations` / `rollups` sub-commands."""
-    parser.add_argument("--list", action="store_true", help="list jobs and their progress")
-    parser.add_argument("--resume", metavar="JOB_ID", help="continue a paused or interrupted job")
-    parser.add_argument(
-        "--pause",
-        type=float,
-        default=None,
-        help="seconds between chunks (default TA_BACKFILL_PAUSE_SECONDS)",
-    )
-    kinds = parser.add_subparsers(dest="backfill_kind", metavar="KIND")
-    durations = kinds.add_parser(
-        "durations", help="recompute named durations of already-concluded traces"
-    )
-    durations.add_argument("--definition", help="only this definition (default: all)")
-    durations.add_argument("--project", help="only this project (default: every project)")
-    durations.add_argument(
-        "--batch-size", type=int, default=None, help="traces per chunk (TA_BACKFILL_BATCH_SIZE)"
-    )
-    rollups = kinds.add_parser("rollups", help="recompute hourly usage/latency rollups")
-    rollups.add_argument("--from", dest="start", help="RFC 3339 start (default: first row)")
-    rollups.add_argument("--to", dest="end", help="RFC 3339 end (default: now)")
-    rollups.add_argument("--hours-per-chunk", type=int, default=6, help="hours per chunk")
-
-
-def run_backfill_command(args: argparse.Namespace, ch: ClickHouse, settings: Settings) -> int:
-    """Do what the `backfill` arguments ask; 0 when the job is done, 1 when it failed."""
-    if args.list:
+def run_backfill_command(command: BackfillCommand, ch: ClickHouse, settings: Settings) -> int:
+    """Do what the command asks; 0 when the job is done, 1 when it failed."""
+    if command.list_jobs:
         for job in list_jobs(ch, None, [], limit=50):
-            print(_line(job))
+            print(job_line(job))
         return 0
-    if args.resume:
-        found = get_job(ch, args.resume)
+    if command.resume:
+        found = get_job(ch, command.resume)
         if found is None:
-            raise BackfillUsageError(f"--resume: no job {args.resume!r}")
+            raise UsageError(f"--resume: no job {command.resume!r}")
         job = found
         if job.finished:
-            print(_line(job))
+            print(job_line(job))
             return 0 if job.status == "done" else 1
     else:
-        job = _new_job(args, ch, settings)
-    return _run_with_bar(ch, job, settings, args.pause)
+        job = _new_job(command, ch, settings)
+    return _run_with_bar(ch, job, settings, command.pause)
 
 
-def _new_job(args: argparse.Namespace, ch: ClickHouse, settings: Settings) -> Job:
+def _new_job(command: BackfillCommand, ch: ClickHouse, settings: Settings) -> Job:
     now = system_clock()
-    if args.backfill_kind == "durations":
-        batch = args.batch_size or settings.backfill_batch_size
-        params = backfill_params(args.definition, batch)
-        return create_job(ch, DURATIONS, args.project or ALL_PROJECTS, params, now)
-    if args.backfill_kind == "rollups":
-        start, end = _parse(args.start, "--from"), _parse(args.end, "--to")
+    if command.kind == "durations":
+        batch = command.batch_size or settings.backfill_batch_size
+        params = backfill_params(command.definition, batch)
+        return create_job(ch, DURATIONS, command.project or ALL_PROJECTS, params, now)
+    if command.kind == "rollups":
+        start, end = command.start, command.end
         if start is not None and end is not None and end <= start:
-            raise BackfillUsageError("--to: must be after --from")
-        if args.hours_per_chunk < 1:
-            raise BackfillUsageError("--hours-per-chunk: must be at least 1")
-        params = rollup_backfill_params(start, end, args.hours_per_chunk)
+            raise UsageError("--to: must be after --from")
+        if command.hours_per_chunk < 1:
+            raise UsageError("--hours-per-chunk: must be at least 1")
+        params = rollup_backfill_params(start, end, command.hours_per_chunk)
         return create_job(ch, ROLLUPS, ALL_PROJECTS, params, now)
-    raise BackfillUsageError("name a backfill: durations, rollups, --resume JOB_ID or --list")
-
-
-def _parse(raw: str | None, flag: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        return parse_rfc3339(raw)
-    except ValueError:
-        raise BackfillUsageError(f"{flag}: {raw!r} is not an RFC 3339 time") from None
+    raise UsageError("name a backfill: durations, rollups, --resume JOB_ID or --list")
 
 
 def _run_with_bar(ch: ClickHouse, job: Job, settings: Settings, pause: float | None) -> int:
@@ -124,7 +102,7 @@ def _run_with_bar(ch: ClickHouse, job: Job, settings: Settings, pause: float | N
             on_progress=show,
         )
         final = run_job(ch, job, default_kinds(), system_clock, options)
-    print(_line(final))
+    print(job_line(final))
     if final.status == "failed":
         print(f"trace-analytics: job {final.id} failed: {final.error}", file=sys.stderr)
         return 1
@@ -153,7 +131,7 @@ def _stop_on_interrupt() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _line(job: Job) -> str:
+def job_line(job: Job) -> str:
     derived = progress(job)
     rate = f"{derived.rate:.0f} rows/s" if derived.rate else "-"
     error = f"  error: {job.error}" if job.error else ""

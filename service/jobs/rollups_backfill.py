@@ -15,15 +15,16 @@ what the recompute reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.clickhouse import ClickHouse
 from service.clock import Clock
 from service.jobs.model import Job
 from service.jobs.runner import Chunk
-from service.rollups.buckets import Bucket, ceil_hour, floor_hour
+from service.rollups.buckets import Bucket
 from service.rollups.recompute import index_traces_between, recompute_buckets
+from service.times import ceil_hour, floor_hour, format_time, parse_time
 
 KIND = "rollups.backfill"
 
@@ -33,14 +34,14 @@ def rollup_backfill_params(
 ) -> dict[str, Any]:
     """Params of a rollups backfill; a missing bound means "from the first row" / "to now"."""
     return {
-        "from": None if start is None else floor_hour(start).isoformat(),
-        "to": None if end is None else ceil_hour(end).isoformat(),
+        "from": format_time(None if start is None else floor_hour(start)),
+        "to": format_time(None if end is None else ceil_hour(end)),
         "hours_per_chunk": hours_per_chunk,
     }
 
 
 def _time(raw: object) -> datetime | None:
-    return None if raw in (None, "") else datetime.fromisoformat(str(raw)).astimezone(UTC)
+    return None if raw in (None, "") else parse_time(str(raw))
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class RollupsBackfill:
             index_traces_between(ch, lo, end)
         if lo >= end:
             return Chunk(
-                rows=0, cursor={"hour": lo.isoformat(), "end": end.isoformat()}, finished=True
+                rows=0, cursor={"hour": format_time(lo), "end": format_time(end)}, finished=True
             )
         hours = max(int(job.params.get("hours_per_chunk", 6)), 1)
         hi = min(lo + timedelta(hours=hours), end)
@@ -108,6 +109,6 @@ class RollupsBackfill:
             recompute_buckets(ch, buckets, remember=False)
         return Chunk(
             rows=sum(int(count) for _, _, count in rows),
-            cursor={"hour": hi.isoformat(), "end": end.isoformat()},
+            cursor={"hour": format_time(hi), "end": format_time(end)},
             finished=hi >= end,
         )

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from service.clickhouse import ClickHouse
 from service.clock import Clock
+from service.errors import JobFailed
 from service.jobs.model import Job
 from service.jobs.store import save_job
 
@@ -63,10 +64,6 @@ class RunOptions:
     sleep: Callable[[float], None] = time.sleep
     should_stop: Callable[[], bool] = lambda: False
     on_progress: Callable[[Job], None] | None = None
-
-
-class JobFailed(RuntimeError):
-    """A job's own invariant broke (e.g. its cursor did not advance)."""
 
 
 def run_job(

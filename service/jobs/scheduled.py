@@ -10,21 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from service.clickhouse import ClickHouse
 from service.clock import Clock
-from service.jobs.kinds import default_kinds
 from service.jobs.model import Job, progress
 from service.jobs.runner import JobKind, RunOptions, run_job
 from service.jobs.store import runnable_jobs, status_counts
 from service.metrics import Metrics
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.api.app import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +78,6 @@ def _interruptible_sleep(should_stop: Callable[[], bool]) -> Callable[[float], N
             time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
 
     return sleep
-
-
-def run_scheduled(ctx: AppContext) -> list[Job]:
-    """The `jobs.run` scheduled job: stops between chunks when the app shuts down."""
-    return run_pending_jobs(
-        ctx.clickhouse,
-        default_kinds(),
-        ctx.clock,
-        ctx.settings,
-        ctx.metrics,
-        ctx.stopping.is_set,
-    )
 
 
 def jobs_readiness(ch: ClickHouse, metrics: Metrics) -> dict[str, Any]:

@@ -6,36 +6,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
+from service.times import DAY, HOUR, ceil_day, floor_day, floor_hour
 
 # A rollup bucket: (project_id, start of the UTC hour).
 Bucket = tuple[str, datetime]
-
-
-def floor_hour(value: datetime) -> datetime:
-    """The start of the UTC hour holding `value`."""
-    utc = value.astimezone(UTC)
-    return utc.replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(value: datetime) -> datetime:
-    """The first hour boundary at or after `value`."""
-    floor = floor_hour(value)
-    return floor if floor == value.astimezone(UTC) else floor + HOUR
-
-
-def floor_day(value: datetime) -> datetime:
-    """Midnight UTC of the day holding `value`."""
-    return floor_hour(value).replace(hour=0)
-
-
-def ceil_day(value: datetime) -> datetime:
-    """The first UTC midnight at or after `value`."""
-    floor = floor_day(value)
-    return floor if floor == value.astimezone(UTC) else floor + DAY
 
 
 def whole_days(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:

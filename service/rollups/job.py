@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from service.clickhouse import ClickHouse
+from service.clock import Clock
+from service.metrics import Metrics
 from service.rollups.recompute import RollupPassResult, pending_buckets, run_rollup_pass
-
-if TYPE_CHECKING:
-    from service.api.app import AppContext
 
 log = logging.getLogger(__name__)
 
 
-def run_scheduled_pass(ctx: AppContext) -> RollupPassResult | None:
+def run_scheduled_pass(
+    ch: ClickHouse, clock: Clock, metrics: Metrics, stopping: threading.Event
+) -> RollupPassResult | None:
     """Run one pass unless the app is stopping; a failure keeps its buckets dirty and re-raises."""
-    if ctx.stopping.is_set():
+    if stopping.is_set():
         return None
-    metrics = ctx.metrics
     try:
-        result = run_rollup_pass(ctx.clickhouse, ctx.clock)
+        result = run_rollup_pass(ch, clock)
     except Exception:
         metrics.rollup_pass_failures.inc()
-        _record_backlog(ctx)
+        _record_backlog(ch, metrics)
         raise
     metrics.rollup_pass_duration.observe(result.seconds)
-    metrics.rollup_lag.set(max(0.0, (ctx.clock() - result.watermark).total_seconds()))
-    _record_backlog(ctx)
+    metrics.rollup_lag.set(max(0.0, (clock() - result.watermark).total_seconds()))
+    _record_backlog(ch, metrics)
     return result
 
 
-def _record_backlog(ctx: AppContext) -> None:
+def _record_backlog(ch: ClickHouse, metrics: Metrics) -> None:
     try:
-        ctx.metrics.rollup_dirty_buckets.set(pending_buckets(ctx.clickhouse))
+        metrics.rollup_dirty_buckets.set(pending_buckets(ch))
     except (ClickHouseError, OSError):
         log.warning("could not count pending rollup buckets", exc_info=True)

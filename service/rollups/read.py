@@ -21,7 +21,7 @@ from service.rollups.request import (
     RangeQuery,
 )
 from service.rollups.sketch import bucket_value
-from service.times import rfc3339_compact
+from service.times import format_time
 
 # The levels the SQL reads off each merged histogram, in this order.
 PERCENTILES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
@@ -37,7 +37,7 @@ class Freshness:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "watermark": rfc3339_compact(self.watermark),
+            "watermark": format_time(self.watermark),
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "source": self.source,
         }
@@ -105,7 +105,7 @@ def latency_grouping(level: str, group_by: tuple[str, ...]) -> int:
 
 def usage_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
     """One API row from one query row (pure)."""
-    out: dict[str, Any] = {"bucket": rfc3339_compact(row["bucket"])}
+    out: dict[str, Any] = {"bucket": format_time(row["bucket"])}
     for key in group_by:
         out[key] = row[f"g_{key}"]
     out.update(
@@ -121,7 +121,7 @@ def usage_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
 
 def latency_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
     """One API row; stats are null when nothing in the group has a usable duration (pure)."""
-    out: dict[str, Any] = {"bucket": rfc3339_compact(row["bucket"])}
+    out: dict[str, Any] = {"bucket": format_time(row["bucket"])}
     for key in group_by:
         out[key] = row[f"g_{key}"]
     count = int(row["s_count"])

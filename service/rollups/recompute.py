@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from service.clickhouse import ClickHouse
 from service.clock import Clock
 from service.rollups.buckets import VERSIONS, Bucket, chunk_buckets
-from service.times import rfc3339_compact
+from service.times import format_time
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,11 @@ class RollupPassResult:
 
     def describe(self) -> str:
         """One line for an operator."""
-        since = (
-            rfc3339_compact(self.previous_watermark) if self.previous_watermark else "the beginning"
-        )
+        since = format_time(self.previous_watermark) if self.previous_watermark else "the beginning"
         return (
             f"rollup pass: {self.dirty_traces} dirty trace(s) since {since}, "
             f"{len(self.buckets)} bucket(s) recomputed in {self.seconds:.3f}s; "
-            f"watermark {rfc3339_compact(self.watermark)}"
+            f"watermark {format_time(self.watermark)}"
         )
 
 
@@ -143,7 +141,7 @@ def run_rollup_pass(
             "dirty_traces": dirty_traces,
             "buckets": len(buckets),
             "seconds": round(result.seconds, 3),
-            "watermark": rfc3339_compact(watermark),
+            "watermark": format_time(watermark),
         },
     )
     return result

@@ -8,28 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from service.rollups.buckets import ceil_hour, floor_hour, whole_days
-from service.times import parse_rfc3339
+from service.errors import InvalidParameter
+from service.ranges import Granularity, parse_time_range
+from service.rollups.buckets import whole_days
 
 USAGE_GROUP_KEYS = ("model", "provider", "type", "name", "environment")
 LATENCY_GROUP_KEYS = ("name", "model", "provider", "type")
 TRACE_GROUP_KEYS = ("name",)
-DEFAULT_SPAN = timedelta(days=1)
 
-Granularity = Literal["hour", "day"]
 Level = Literal["observation", "trace"]
 Source = Literal["rollup", "raw"]
-
-
-class InvalidParameter(ValueError):
-    """A query parameter is wrong; `parameter` names it."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
 
 
 @dataclass(frozen=True)
@@ -78,30 +69,16 @@ def parse_range(
     group_keys: tuple[str, ...],
     default_source: Source,
 ) -> RangeQuery:
-    """Validate from/to/granularity/group_by/source into an hour-aligned range.
-
-    The range selects hour buckets overlapping [from, to): `from` is floored to its hour and
-    `to` rounded up, so the rollup (hourly) and the raw path (per row) agree exactly.
-    """
-    to = _parse_time(params, "to") or now
-    start = _parse_time(params, "from") or to - DEFAULT_SPAN
-    if start >= to:
-        raise InvalidParameter("from", "must be before to")
-    if to - start > timedelta(days=max_range_days):
-        raise InvalidParameter(
-            "to", f"range from..to is longer than the {max_range_days}-day limit"
-        )
-    granularity = params.get("granularity") or "hour"
-    if granularity not in ("hour", "day"):
-        raise InvalidParameter("granularity", f"{granularity!r} is not hour or day")
+    """Validate from/to/granularity (`service.ranges`) and group_by/source."""
+    bounds = parse_time_range(params, now=now, max_range_days=max_range_days)
     source = params.get("source") or default_source
     if source not in ("rollup", "raw"):
         raise InvalidParameter("source", f"{source!r} is not rollup or raw")
     return RangeQuery(
         project_id=project_id,
-        lo=floor_hour(start),
-        hi=ceil_hour(to),
-        granularity="day" if granularity == "day" else "hour",
+        lo=bounds.lo,
+        hi=bounds.hi,
+        granularity=bounds.granularity,
         group_by=parse_group_by(params.get("group_by"), group_keys),
         source="raw" if source == "raw" else "rollup",
     )
@@ -128,13 +105,3 @@ def parse_level(raw: str | None) -> Level:
     if level == "trace":
         return "trace"
     raise InvalidParameter("level", f"{level!r} is not observation or trace")
-
-
-def _parse_time(params: Mapping[str, str], name: str) -> datetime | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return parse_rfc3339(raw)
-    except ValueError:
-        raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None

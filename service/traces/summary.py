@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from service.clickhouse import ClickHouse
-from service.times import rfc3339
-
-TraceKey = tuple[str, str]
+from service.times import format_time
+from service.traces.rows import TraceKey, TraceRows
+from service.traces.store import load_trace_rows
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class TraceSummary:
             "environment": self.environment,
             "user_id": self.user_id,
             "session_id": self.session_id,
-            "start_time": rfc3339(self.start_time),
-            "end_time": rfc3339(self.end_time),
+            "start_time": format_time(self.start_time),
+            "end_time": format_time(self.end_time),
             "duration_ms": self.duration_ms,
             "observations": self.observations,
             "orphans": self.orphans,
@@ -65,51 +66,38 @@ def duration_ms(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() * 1000.0
 
 
-def build_summary(
-    key: TraceKey, trace: dict[str, Any] | None, aggregate: dict[str, Any] | None
-) -> TraceSummary:
-    """Combine a trace row and its observation aggregate (either may be missing)."""
-    trace = trace or {}
-    agg = aggregate or {}
-    start = agg.get("first_start")
-    end = agg.get("last_end")
+def summarize(rows: TraceRows) -> TraceSummary:
+    """The summary of one trace from its live rows (pure; the trace record may be missing).
+
+    Costs are added with `math.fsum`, so the total is the correctly rounded sum whatever
+    order the rows came in.
+    """
+    trace = rows.trace
+    observations = rows.observations
+    first_start = min((o.start_time for o in observations), default=None)
+    last_end = max((o.end_time for o in observations if o.end_time is not None), default=None)
     return TraceSummary(
-        project_id=key[0],
-        trace_id=key[1],
-        name=trace.get("name", ""),
-        environment=trace.get("environment", ""),
-        user_id=trace.get("user_id", ""),
-        session_id=trace.get("session_id", ""),
-        timestamp=trace.get("timestamp"),
-        start_time=start if start is not None else trace.get("timestamp"),
-        end_time=end,
-        duration_ms=duration_ms(start, end),
-        observations=int(agg.get("observations", 0)),
-        orphans=int(agg.get("orphans", 0)),
-        skewed=int(agg.get("skewed", 0)),
-        errors=int(agg.get("errors", 0)),
-        input_tokens=int(agg.get("input_tokens", 0)),
-        output_tokens=int(agg.get("output_tokens", 0)),
-        cost=float(agg.get("cost", 0.0)),
-        models=tuple(agg.get("models", ())),
+        project_id=rows.key[0],
+        trace_id=rows.key[1],
+        name=trace.name if trace else "",
+        environment=trace.environment if trace else "",
+        user_id=trace.user_id if trace else "",
+        session_id=trace.session_id if trace else "",
+        timestamp=trace.timestamp if trace else None,
+        start_time=rows.start_time,
+        end_time=last_end,
+        duration_ms=duration_ms(first_start, last_end),
+        observations=len(observations),
+        orphans=sum(1 for o in observations if o.end_time is None),
+        skewed=sum(1 for o in observations if o.end_time is not None and o.end_time < o.start_time),
+        errors=sum(1 for o in observations if o.status == "error"),
+        input_tokens=sum(o.input_tokens for o in observations),
+        output_tokens=sum(o.output_tokens for o in observations),
+        cost=math.fsum(o.cost for o in observations),
+        models=tuple(sorted({o.model for o in observations if o.model})),
     )
 
 
 def fetch_summaries(ch: ClickHouse, keys: Iterable[TraceKey]) -> dict[TraceKey, TraceSummary]:
     """Summaries of the given traces that have any live row; absent keys are left out."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    params = {"keys": wanted}
-    traces = {
-        (r["project_id"], r["id"]): r for r in ch.query_dicts("traces/summary_traces", params)
-    }
-    aggregates = {
-        (r["project_id"], r["trace_id"]): r
-        for r in ch.query_dicts("traces/summary_observations", params)
-    }
-    return {
-        key: build_summary(key, traces.get(key), aggregates.get(key))
-        for key in wanted
-        if key in traces or key in aggregates
-    }
+    return {key: summarize(rows) for key, rows in load_trace_rows(ch, keys).items() if rows.exists}

@@ -1,4 +1,4 @@
-"""API keys: who is calling, and which project they may see.
+"""API keys: who is calling, and which project they may see and write.
 
 With TA_API_KEYS set, every /v1 call needs `Authorization: Bearer <key>`. A project key
 implies its project; another project's data is reported as not found, never as forbidden,
@@ -12,9 +12,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
-from service.api.errors import ApiError
+from service.errors import ForbiddenProject, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +41,13 @@ class Principal:
         if self.project is None:
             return record_project or default or DEFAULT_PROJECT
         if record_project is not None and record_project != self.project:
-            raise ApiError(
-                403,
-                "forbidden_project",
-                f"{field}.project_id: this API key may only write project {self.project!r}",
+            raise ForbiddenProject(
+                f"{field}.project_id: this API key may only write project {self.project!r}"
             )
         return self.project
+
+
+ADMIN_PRINCIPAL = Principal(project=None)
 
 
 class KeyRing:
@@ -62,10 +61,11 @@ class KeyRing:
         return bool(self._keys)
 
     def principal_for(self, authorization: str | None) -> Principal:
+        """The caller named by an `Authorization` header (raises `Unauthorized`)."""
         if not self.enabled:
-            return Principal(project=None)
+            return ADMIN_PRINCIPAL
         if not authorization or not authorization.lower().startswith("bearer "):
-            raise ApiError(401, "unauthorized", "missing Authorization: Bearer <key> header")
+            raise Unauthorized("missing Authorization: Bearer <key> header")
         presented = authorization[7:].strip().encode()
         match: str | None = None
         for key, project in self._keys:
@@ -74,11 +74,5 @@ class KeyRing:
         if match is None:
             # Never log the presented value: a typo'd key is one character from a real one.
             log.warning("rejected request with an unknown API key")
-            raise ApiError(401, "unauthorized", "unknown API key")
+            raise Unauthorized("unknown API key")
         return Principal(project=None if match == ADMIN else match)
-
-
-def principal(request: Request) -> Principal:
-    """The authenticated caller of this request (raises 401)."""
-    ring: KeyRing = request.app.state.ctx.keyring
-    return ring.principal_for(request.headers.get("authorization"))
