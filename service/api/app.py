@@ -23,12 +23,13 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import conclusions, durations, health, ingest, jobs, rollups, traces
+from service.api import conclusions, durations, health, ingest, jobs, otlp, rollups, traces
 from service.api.auth import KeyRing
 from service.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from service.api.openapi import openapi_route
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
+from service.ingest.admission import IngestWriter
 from service.logs import request_context
 from service.metrics import Metrics
 from service.migrations import Migration, discover
@@ -52,6 +53,7 @@ class AppContext:
     stamp: VersionStamp
     keyring: KeyRing
     migrations: list[Migration]
+    writer: IngestWriter
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
 
@@ -67,14 +69,21 @@ def create_app(
     """Build the ASGI app. `scheduled_jobs` overrides the job list (tests); default is all."""
     metrics = Metrics(registry)
     clickhouse.add_observer(metrics.observe_query)
+    stamp = VersionStamp(clock)
     ctx = AppContext(
         settings=settings,
         clickhouse=clickhouse,
         metrics=metrics,
         clock=clock,
-        stamp=VersionStamp(clock),
+        stamp=stamp,
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
+        writer=IngestWriter(
+            clickhouse,
+            stamp,
+            max_concurrent=settings.ingest_max_concurrent_writes,
+            retry_after=settings.ingest_retry_after_seconds,
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -95,6 +104,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *health.routes(),
         *ingest.routes(),
+        *otlp.routes(),
         *traces.routes(),
         *conclusions.routes(),
         *rollups.routes(),

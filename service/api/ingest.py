@@ -11,9 +11,11 @@ from starlette.routing import Route
 
 from service.api.auth import principal
 from service.api.body import read_body
-from service.api.errors import ApiError
+from service.api.content import media_type, unsupported_media_type
+from service.api.errors import ApiError, error_response
+from service.ingest.admission import IngestWriter, Overloaded
 from service.ingest.models import IngestBatch, InvalidBatch, parse_batch
-from service.ingest.writer import IngestResult, write_batch
+from service.ingest.writer import IngestResult
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,10 @@ async def ingest(request: Request) -> Response:
     """Write traces and observations; a rejected batch writes nothing."""
     ctx = request.app.state.ctx
     caller = principal(request)
+    content_type = request.headers.get("content-type")
+    if media_type(content_type) not in (None, "application/json"):
+        ctx.metrics.ingest_rejected.labels("unsupported_media_type").inc()
+        raise unsupported_media_type(content_type, ("application/json",))
     default_project = request.query_params.get("project_id")
     body = await read_body(
         request,
@@ -41,19 +47,30 @@ async def ingest(request: Request) -> Response:
         return caller.write_project(record_project, default_project, field)
 
     def write(batch: IngestBatch) -> IngestResult:
-        return write_batch(ctx.clickhouse, batch, resolve, ctx.stamp)
+        writer: IngestWriter = ctx.writer
+        return writer.write(batch, resolve)
 
     try:
         result = await anyio.to_thread.run_sync(write, batch)
     except ApiError:
         ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
         raise
+    except Overloaded as exc:
+        ctx.metrics.ingest_rejected.labels(exc.code).inc()
+        return overloaded_response(exc)
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(result.observations)
     return JSONResponse(
         {"accepted": {"traces": result.traces, "observations": result.observations}},
         status_code=202,
     )
+
+
+def overloaded_response(exc: Overloaded) -> Response:
+    """503 + Retry-After in the API's error shape."""
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers["retry-after"] = exc.retry_after_header
+    return response
 
 
 def routes() -> list[Route]:

@@ -1,0 +1,561 @@
+"""OTLP spans → the records `/v1/ingest` takes: one span is one observation, and the root span
+of a trace (with the trace-level attributes of its request) is the trace row.
+
+Pure functions over decoded spans; the README's "OTLP mapping" table documents every rule
+here. The records are plain dicts that the caller validates with `ObservationIn`/`TraceIn`,
+so both ingest paths store identical rows under identical bounds.
+
+Trace rows are upsert-by-id (newest wins, whole row), and OTLP has no trace record, so:
+
+* a trace row is written only from a request that carries the trace's root span (no parent);
+  its fields come from the root span first, then from the other spans of the same trace in
+  that request;
+* trace-level attributes (`user.id`, `session.id`, `langfuse.trace.*`, ...) on any span that
+  is not the root stay in that span's observation metadata under their own names, so a value
+  that cannot reach the trace row is still stored, never dropped;
+* a request without the root writes no trace row, so it can never overwrite the root's.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from service.otlp.decode import STATUS_ERROR, Attributes, Span, Value
+
+# Bounds on what one span stores in metadata (the models leave metadata unbounded).
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY_CHARS = 256
+MAX_METADATA_VALUE_CHARS = 2048
+TRUNCATION_MARK = "…"
+DROPPED_KEY = "otlp.dropped_attributes"
+TRUNCATED_KEY = "otlp.truncated_attributes"
+
+# First present wins, in this order, for each observation column.
+TYPE_KEY = "langfuse.observation.type"
+OPENINFERENCE_KIND = "openinference.span.kind"
+GENAI_OPERATION = "gen_ai.operation.name"
+MODEL_KEYS = (
+    "langfuse.observation.model.name",
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "llm.model_name",
+)
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+USAGE_DETAILS = "langfuse.observation.usage_details"
+COST_DETAILS = "langfuse.observation.cost_details"
+INPUT_TOKEN_KEYS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
+)
+OUTPUT_TOKEN_KEYS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+)
+COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total")
+COMPLETION_START = "langfuse.observation.completion_start_time"
+TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+LEVEL_KEY = "langfuse.observation.level"
+OBSERVATION_METADATA = "langfuse.observation.metadata"
+
+# Trace-level attributes: the trace row's fields when on the root span.
+TRACE_NAME_KEY = "langfuse.trace.name"
+USER_KEYS = ("user.id", "langfuse.user.id")
+SESSION_KEYS = ("session.id", "langfuse.session.id")
+TAGS_KEY = "langfuse.trace.tags"
+ENVIRONMENT_KEY = "langfuse.environment"
+TRACE_METADATA = "langfuse.trace.metadata"
+TRACE_KEYS = frozenset(
+    (TRACE_NAME_KEY, *USER_KEYS, *SESSION_KEYS, TAGS_KEY, ENVIRONMENT_KEY, TRACE_METADATA)
+)
+RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
+SERVICE_NAME = "service.name"
+
+# Prompt / completion / document payloads: large, and not analytics. Never stored.
+PAYLOAD_KEYS = frozenset(
+    (
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "input.value",
+        "output.value",
+        "llm.prompts",
+        "llm.prompt_template.template",
+        "llm.prompt_template.variables",
+        "llm.tools",
+    )
+)
+PAYLOAD_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+    "llm.tools.",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+    "embedding.embeddings.",
+    "message.content",
+)
+
+OPENINFERENCE_TYPES = {
+    "LLM": "generation",
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "CHAIN": "chain",
+    "RETRIEVER": "retriever",
+    "EMBEDDING": "embedding",
+    "EVALUATOR": "evaluator",
+    "GUARDRAIL": "guardrail",
+}
+GENAI_OPERATION_TYPES = {
+    "chat": "generation",
+    "text_completion": "generation",
+    "generate_content": "generation",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_PARENT = ("", "0000000000000000")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+# How an attribute key is treated in metadata (see `_classify`).
+_KEEP, _PAYLOAD, _TRACE, _OBS_META, _TRACE_META = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one span was not written: the span field at fault and the message."""
+
+    span: Span
+    field: str
+    message: str
+
+    def describe(self) -> str:
+        where = (
+            self.field
+            if self.field.startswith("resourceSpans[")
+            else (f"{self.span.path}.{self.field}")
+        )
+        return (
+            f"{where}: {self.message} "
+            f"(spanId {self.span.span_id or '-'}, traceId {self.span.trace_id or '-'})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MappedTrace:
+    """A trace row and the root span it comes from."""
+
+    record: dict[str, Any]
+    root: Span
+    sources: dict[str, str]  # trace field -> the span field it was read from
+
+
+def check_span(span: Span) -> Rejection | None:
+    """Ids and start time a span must have before it can be mapped at all."""
+    if len(span.trace_id) != 32 or span.trace_id == _ZERO_TRACE:
+        return Rejection(span, "traceId", "must be 16 bytes and not all zero")
+    if len(span.span_id) != 16 or span.span_id == _ZERO_SPAN:
+        return Rejection(span, "spanId", "must be 8 bytes and not all zero")
+    if span.parent_span_id and len(span.parent_span_id) != 16:
+        return Rejection(span, "parentSpanId", "must be 8 bytes or empty")
+    if span.start_ns <= 0:
+        return Rejection(span, "startTimeUnixNano", "must be set")
+    return None
+
+
+def is_root(span: Span) -> bool:
+    return span.parent_span_id in _NO_PARENT
+
+
+def nanos_to_datetime(nanos: int) -> datetime:
+    """Unix nanoseconds → aware UTC datetime (microsecond precision; storage keeps ms)."""
+    return _EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+def map_observation(span: Span, *, trace_root: bool) -> dict[str, Any]:
+    """The `ObservationIn` record of one span (validated by the caller).
+
+    `trace_root`: this span's trace row is written from this request, so its trace-level
+    attributes went there and are not repeated in its metadata.
+    """
+    attrs = span.attributes
+    used: list[str] = []
+    start = nanos_to_datetime(span.start_ns)
+    record: dict[str, Any] = {
+        "id": span.span_id,
+        "trace_id": span.trace_id,
+        "parent_id": "" if span.parent_span_id in _NO_PARENT else span.parent_span_id,
+        "type": _observation_type(attrs, used),
+        "name": span.name,
+        "start_time": start,
+        "end_time": nanos_to_datetime(span.end_ns) if span.end_ns > 0 else None,
+        "status": "error" if _is_error(span) else "ok",
+    }
+    model = _first(attrs, MODEL_KEYS, used)
+    if model is not None:
+        record["model"] = _text(model)
+    provider = _first(attrs, PROVIDER_KEYS, used)
+    if provider is not None:
+        record["provider"] = _text(provider)
+    usage = _json_object(attrs.get(USAGE_DETAILS))
+    input_tokens = usage.get("input") if usage else None
+    if input_tokens is None:
+        input_tokens = _first(attrs, INPUT_TOKEN_KEYS, used)
+    if input_tokens is not None:
+        record["input_tokens"] = _count(input_tokens)
+    output_tokens = usage.get("output") if usage else None
+    if output_tokens is None:
+        output_tokens = _first(attrs, OUTPUT_TOKEN_KEYS, used)
+    if output_tokens is not None:
+        record["output_tokens"] = _count(output_tokens)
+    cost = _details_total(_json_object(attrs.get(COST_DETAILS)))
+    if cost is None:
+        cost = _first(attrs, COST_KEYS, used)
+    if cost is not None:
+        record["cost"] = cost
+    first_token = _completion_start(attrs, start)
+    if first_token is not None:
+        record["completion_start_time"] = first_token
+    record["metadata"] = _observation_metadata(span, used, trace_root)
+    return record
+
+
+def map_traces(spans: Iterable[Span]) -> list[MappedTrace]:
+    """One trace row per trace whose root span is among `spans` (earliest root wins)."""
+    by_trace: dict[str, list[Span]] = {}
+    roots: dict[str, Span] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+        if is_root(span):
+            current = roots.get(span.trace_id)
+            if current is None or span.start_ns < current.start_ns:
+                roots[span.trace_id] = span
+    return [_trace_row(root, by_trace[trace_id]) for trace_id, root in roots.items()]
+
+
+def observation_source(span: Span, field: str) -> str:
+    """The span field an observation field was read from (for error messages)."""
+    direct = {
+        "id": "spanId",
+        "trace_id": "traceId",
+        "parent_id": "parentSpanId",
+        "name": "name",
+        "start_time": "startTimeUnixNano",
+        "end_time": "endTimeUnixNano",
+        "status": "status",
+    }
+    if field in direct:
+        return direct[field]
+    candidates: dict[str, tuple[str, ...]] = {
+        "type": (TYPE_KEY, OPENINFERENCE_KIND, GENAI_OPERATION),
+        "model": MODEL_KEYS,
+        "provider": PROVIDER_KEYS,
+        "input_tokens": (USAGE_DETAILS, *INPUT_TOKEN_KEYS),
+        "output_tokens": (USAGE_DETAILS, *OUTPUT_TOKEN_KEYS),
+        "cost": (COST_DETAILS, *COST_KEYS),
+        "completion_start_time": (COMPLETION_START, TIME_TO_FIRST_CHUNK),
+    }
+    for key in candidates.get(field, ()):
+        if key in span.attributes:
+            return f"attributes[{key!r}]"
+    return "attributes"
+
+
+# Observation fields --------------------------------------------------------------------------
+
+
+def _observation_type(attrs: Attributes, used: list[str]) -> Any:
+    explicit = attrs.get(TYPE_KEY)
+    if explicit is not None:
+        used.append(TYPE_KEY)
+        return explicit  # validated as-is: an unknown explicit type rejects the span
+    kind = attrs.get(OPENINFERENCE_KIND)
+    if isinstance(kind, str):
+        return OPENINFERENCE_TYPES.get(kind.upper(), "span")
+    operation = attrs.get(GENAI_OPERATION)
+    if isinstance(operation, str):
+        return GENAI_OPERATION_TYPES.get(operation.lower(), "span")
+    return "span"
+
+
+def _is_error(span: Span) -> bool:
+    if span.status_code == STATUS_ERROR:
+        return True
+    level = span.attributes.get(LEVEL_KEY)
+    return isinstance(level, str) and level.upper() == "ERROR"
+
+
+def _first(attrs: Attributes, keys: tuple[str, ...], used: list[str]) -> Value:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            used.append(key)
+            return value
+    return None
+
+
+def _text(value: Value) -> Any:
+    """Scalars become text; anything else goes to validation as-is (and fails there)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return _metadata_text(value)
+    return value
+
+
+def _count(value: Any) -> Any:
+    """A token count: integers, integral floats and digit strings; else validation rejects."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+def _json_object(value: Value) -> dict[str, Any] | None:
+    """A JSON object carried as a string attribute (Langfuse's usage/cost details)."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _details_total(details: dict[str, Any] | None) -> Any:
+    """Cost details: their `total`, else the sum of their numeric values."""
+    if not details:
+        return None
+    if "total" in details:
+        return details["total"]
+    numbers = [
+        v for v in details.values() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return sum(numbers) if numbers else None
+
+
+def _completion_start(attrs: Attributes, start: datetime) -> Any:
+    value = attrs.get(COMPLETION_START)
+    if isinstance(value, str) and value:
+        # The Langfuse SDK JSON-encodes it: "\"2026-11-22T10:00:00.450000+00:00\"".
+        if value.startswith('"'):
+            try:
+                decoded = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return value
+            return decoded
+        return value
+    seconds = attrs.get(TIME_TO_FIRST_CHUNK)
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+        try:
+            return start + timedelta(seconds=seconds)
+        except OverflowError:
+            return seconds  # validation rejects it, naming the attribute
+    return None
+
+
+# Metadata ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8192)
+def _classify(key: str) -> int:
+    if key in PAYLOAD_KEYS or key.startswith(PAYLOAD_PREFIXES):
+        return _PAYLOAD
+    if key == OBSERVATION_METADATA or key.startswith(OBSERVATION_METADATA + "."):
+        return _OBS_META
+    if key == TRACE_METADATA or key.startswith(TRACE_METADATA + "."):
+        return _TRACE_META
+    if key in TRACE_KEYS:
+        return _TRACE
+    return _KEEP
+
+
+def _observation_metadata(span: Span, used: list[str], trace_root: bool) -> dict[str, str]:
+    """Every attribute not consumed as a column or dropped as a payload, bounded."""
+    metadata = _Bounded()
+    resource = span.resource.attributes
+    service = resource.get(SERVICE_NAME)
+    if service is not None:
+        metadata.put(SERVICE_NAME, service)
+    if span.scope_name:
+        metadata.put("otel.scope.name", span.scope_name)
+    if span.status_message:
+        metadata.put("otel.status_message", span.status_message)
+    for key, value in span.attributes.items():
+        if key in used:
+            continue
+        kind = _classify(key)
+        if kind == _KEEP:
+            metadata.put(key, value)
+        elif kind == _OBS_META:
+            metadata.put(key[len(OBSERVATION_METADATA) + 1 :] or "metadata", _unwrap(value))
+        elif kind != _PAYLOAD and not trace_root:
+            # Trace-level attributes of a non-root span: kept here, where they cannot be lost.
+            metadata.put(key, value)
+    return metadata.done()
+
+
+class _Bounded:
+    """A metadata map that keeps the first MAX_METADATA_KEYS keys and counts what it drops."""
+
+    __slots__ = ("dropped", "items", "truncated")
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+        self.dropped = 0
+        self.truncated = 0
+
+    def put(self, key: str, value: Value) -> None:
+        if value is None:
+            return
+        if len(self.items) >= MAX_METADATA_KEYS or len(key) > MAX_METADATA_KEY_CHARS:
+            self.dropped += 1
+            return
+        text = value if isinstance(value, str) else _metadata_text(value)
+        if len(text) > MAX_METADATA_VALUE_CHARS:
+            text = text[: MAX_METADATA_VALUE_CHARS - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+            self.truncated += 1
+        self.items[key] = text
+
+    def done(self) -> dict[str, str]:
+        if self.dropped:
+            self.items[DROPPED_KEY] = str(self.dropped)
+        if self.truncated:
+            self.items[TRUNCATED_KEY] = str(self.truncated)
+        return self.items
+
+
+def _metadata_text(value: Value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError
+
+
+def _unwrap(value: Value) -> Value:
+    """Langfuse JSON-encodes metadata values: '"x"' → 'x'; other JSON stays as its text."""
+    if isinstance(value, str) and value.startswith('"'):
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+        if isinstance(decoded, str):
+            return decoded
+    return value
+
+
+# Trace rows ----------------------------------------------------------------------------------
+
+
+def _trace_row(root: Span, spans: list[Span]) -> MappedTrace:
+    """The trace row: root span first, then the trace's other spans of the request."""
+    ordered = [root, *(s for s in spans if s is not root)]
+    sources: dict[str, str] = {}
+
+    def pick(field: str, keys: tuple[str, ...]) -> Value:
+        for span in ordered:
+            for key in keys:
+                value = span.attributes.get(key)
+                if value is not None and value != "":
+                    sources[field] = f"{span.path}.attributes[{key!r}]"
+                    return value
+        return None
+
+    record: dict[str, Any] = {
+        "id": root.trace_id,
+        "timestamp": nanos_to_datetime(root.start_ns),
+    }
+    name = pick("name", (TRACE_NAME_KEY,))
+    record["name"] = _text(name) if name is not None else root.name
+    sources.setdefault("name", f"{root.path}.name")
+    for field, keys in (("user_id", USER_KEYS), ("session_id", SESSION_KEYS)):
+        value = pick(field, keys)
+        if value is not None:
+            record[field] = _text(value)
+    environment = pick("environment", (ENVIRONMENT_KEY,))
+    if environment is None:
+        for key in RESOURCE_ENVIRONMENT_KEYS:
+            environment = root.resource.attributes.get(key)
+            if environment is not None and environment != "":
+                resource_path = root.path.split(".", 1)[0]
+                sources["environment"] = f"{resource_path}.resource.attributes[{key!r}]"
+                break
+    if environment is not None and environment != "":
+        record["environment"] = _text(environment)
+    tags = _tags(ordered)
+    if tags:
+        record["tags"] = tags
+        sources["tags"] = f"{root.path}.attributes[{TAGS_KEY!r}]"
+    record["metadata"] = _trace_metadata(root, ordered)
+    return MappedTrace(record, root, sources)
+
+
+def _tags(spans: list[Span]) -> list[Any]:
+    tags: dict[Any, None] = {}
+    for span in spans:
+        value = span.attributes.get(TAGS_KEY)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            decoded: Any = value
+            if value.startswith("["):
+                try:
+                    decoded = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    decoded = value
+            value = decoded if isinstance(decoded, list) else [value]
+        if isinstance(value, list):
+            for tag in value:
+                tags[_text(tag) if isinstance(tag, str | int | float) else tag] = None
+    return list(tags)
+
+
+def _trace_metadata(root: Span, spans: list[Span]) -> dict[str, str]:
+    """Langfuse trace metadata (root's keys win) and the root's resource attributes."""
+    metadata = _Bounded()
+    for key, value in root.resource.attributes.items():
+        if key not in RESOURCE_ENVIRONMENT_KEYS:
+            metadata.put(key, value)
+    for span in spans:
+        for key, value in span.attributes.items():
+            if _classify(key) == _TRACE_META:
+                name = key[len(TRACE_METADATA) + 1 :] or "metadata"
+                if name not in metadata.items:
+                    metadata.put(name, _unwrap(value))
+    return metadata.done()
