@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from service.ingest.models import IngestBatch, ObservationIn, TraceIn
-from service.otlp.decode import Span, decode_json, decode_protobuf
+from service.otlp.decode import Attributes, Span, decode_json, decode_protobuf
 from service.otlp.mapping import (
     MappedTrace,
     Rejection,
@@ -78,13 +78,22 @@ def prepare(spans: list[Span]) -> Prepared:
     }
 
     observed = [s for s in candidates if id(s) not in rejected_roots]
-    records = [map_observation(s, trace_root=id(s) in kept_traces) for s in observed]
-    observations, bad_observations = _validate(_OBSERVATIONS, records)
+    written_roots = {
+        t.root.trace_id: t.root.attributes for t in traces if id(t.root) in kept_traces
+    }
+    observations, bad_observations = _observations(observed, written_roots)
+    dropped = [observed[i] for i in bad_observations if id(observed[i]) in kept_traces]
+    if dropped:
+        # A rejected root writes no trace row either; the trace's other spans then keep
+        # their trace-level attributes in metadata, so map them again without the root.
+        for root in dropped:
+            kept_traces.pop(id(root))
+            written_roots.pop(root.trace_id)
+        observations, bad_observations = _observations(observed, written_roots)
     for index, error in bad_observations.items():
         span = observed[index]
         field = str(error["loc"][1]) if len(error["loc"]) > 1 else ""
         rejections.append(Rejection(span, observation_source(span, field), error["msg"]))
-        kept_traces.pop(id(span), None)  # a rejected root writes no trace row either
 
     first = None
     if rejections:
@@ -96,6 +105,13 @@ def prepare(spans: list[Span]) -> Prepared:
         rejected=len(rejections),
         first_rejection=first,
     )
+
+
+def _observations(
+    spans: list[Span], written_roots: dict[str, Attributes]
+) -> tuple[list[ObservationIn], dict[int, ErrorDetails]]:
+    records = [map_observation(s, root_attributes=written_roots.get(s.trace_id)) for s in spans]
+    return _validate(_OBSERVATIONS, records)
 
 
 def _validate(

@@ -10,9 +10,10 @@ Trace rows are upsert-by-id (newest wins, whole row), and OTLP has no trace reco
 * a trace row is written only from a request that carries the trace's root span (no parent);
   its fields come from the root span first, then from the other spans of the same trace in
   that request;
-* trace-level attributes (`user.id`, `session.id`, `langfuse.trace.*`, ...) on any span that
-  is not the root stay in that span's observation metadata under their own names, so a value
-  that cannot reach the trace row is still stored, never dropped;
+* trace-level attributes (`user.id`, `session.id`, `langfuse.trace.*`, ...) on any other span
+  stay in that span's observation metadata under their own names, unless the root span of
+  the same request carries the same value: a value that cannot reach the trace row is still
+  stored, never dropped;
 * a request without the root writes no trace row, so it can never overwrite the root's.
 """
 
@@ -76,7 +77,11 @@ TRACE_METADATA = "langfuse.trace.metadata"
 TRACE_KEYS = frozenset(
     (TRACE_NAME_KEY, *USER_KEYS, *SESSION_KEYS, TAGS_KEY, ENVIRONMENT_KEY, TRACE_METADATA)
 )
-RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
+RESOURCE_ENVIRONMENT_KEYS = (
+    ENVIRONMENT_KEY,  # the Langfuse SDK (v4+) sets it on the resource
+    "deployment.environment.name",
+    "deployment.environment",
+)
 SERVICE_NAME = "service.name"
 
 # Prompt / completion / document payloads: large, and not analytics. Never stored.
@@ -194,11 +199,12 @@ def nanos_to_datetime(nanos: int) -> datetime:
     return _EPOCH + timedelta(microseconds=nanos // 1000)
 
 
-def map_observation(span: Span, *, trace_root: bool) -> dict[str, Any]:
+def map_observation(span: Span, *, root_attributes: Attributes | None) -> dict[str, Any]:
     """The `ObservationIn` record of one span (validated by the caller).
 
-    `trace_root`: this span's trace row is written from this request, so its trace-level
-    attributes went there and are not repeated in its metadata.
+    `root_attributes`: the attributes of the root span whose trace row this request writes
+    (None when it writes none for this trace); trace-level attributes equal to the root's
+    went to the trace row and are not repeated in metadata.
     """
     attrs = span.attributes
     used: list[str] = []
@@ -238,7 +244,7 @@ def map_observation(span: Span, *, trace_root: bool) -> dict[str, Any]:
     first_token = _completion_start(attrs, start)
     if first_token is not None:
         record["completion_start_time"] = first_token
-    record["metadata"] = _observation_metadata(span, used, trace_root)
+    record["metadata"] = _observation_metadata(span, used, root_attributes)
     return record
 
 
@@ -395,7 +401,9 @@ def _classify(key: str) -> int:
     return _KEEP
 
 
-def _observation_metadata(span: Span, used: list[str], trace_root: bool) -> dict[str, str]:
+def _observation_metadata(
+    span: Span, used: list[str], root_attributes: Attributes | None
+) -> dict[str, str]:
     """Every attribute not consumed as a column or dropped as a payload, bounded."""
     metadata = _Bounded()
     resource = span.resource.attributes
@@ -414,8 +422,8 @@ def _observation_metadata(span: Span, used: list[str], trace_root: bool) -> dict
             metadata.put(key, value)
         elif kind == _OBS_META:
             metadata.put(key[len(OBSERVATION_METADATA) + 1 :] or "metadata", _unwrap(value))
-        elif kind != _PAYLOAD and not trace_root:
-            # Trace-level attributes of a non-root span: kept here, where they cannot be lost.
+        elif kind != _PAYLOAD and (root_attributes is None or root_attributes.get(key) != value):
+            # A trace-level value the trace row does not carry: kept here, never lost.
             metadata.put(key, value)
     return metadata.done()
 
