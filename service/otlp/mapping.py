@@ -241,7 +241,7 @@ def map_observation(span: Span, *, root_attributes: Attributes | None) -> dict[s
         cost = _first(attrs, COST_KEYS, used)
     if cost is not None:
         record["cost"] = cost
-    first_token = _completion_start(attrs, start)
+    first_token = _completion_start(attrs, start, used)
     if first_token is not None:
         record["completion_start_time"] = first_token
     record["metadata"] = _observation_metadata(span, used, root_attributes)
@@ -365,9 +365,10 @@ def _details_total(details: dict[str, Any] | None) -> Any:
     return sum(numbers) if numbers else None
 
 
-def _completion_start(attrs: Attributes, start: datetime) -> Any:
+def _completion_start(attrs: Attributes, start: datetime, used: list[str]) -> Any:
     value = attrs.get(COMPLETION_START)
     if isinstance(value, str) and value:
+        used.append(COMPLETION_START)
         # The Langfuse SDK JSON-encodes it: "\"2026-11-22T10:00:00.450000+00:00\"".
         if value.startswith('"'):
             try:
@@ -378,6 +379,7 @@ def _completion_start(attrs: Attributes, start: datetime) -> Any:
         return value
     seconds = attrs.get(TIME_TO_FIRST_CHUNK)
     if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+        used.append(TIME_TO_FIRST_CHUNK)
         try:
             return start + timedelta(seconds=seconds)
         except OverflowError:
