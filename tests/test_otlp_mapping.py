@@ -24,7 +24,7 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 def make_span(attributes: dict[str, Any], *, status: int = 0, parent: str = ROOT) -> Span:
     return Span(
-        path="resourceSpans[0].scopeSpans[0].spans[0]",
+        position=(0, 0, 0),
         trace_id=TRACE,
         span_id="a1a1a1a1a1a1a1a1",
         parent_span_id=parent,
@@ -277,7 +277,7 @@ def test_a_span_without_start_or_with_bad_ids_is_rejected_before_mapping() -> No
             ]
         )
     )
-    no_start = Span(**{**_fields(spans[0]), "span_id": "c3c3c3c3c3c3c3c3", "start_ns": 0})
+    no_start = spans[0]._replace(span_id="c3c3c3c3c3c3c3c3", start_ns=0)
     prepared = prepare([*spans, no_start])
     assert [o.id for o in prepared.batch.observations] == [ROOT]
     assert prepared.rejected == 4
@@ -286,7 +286,3 @@ def test_a_span_without_start_or_with_bad_ids_is_rejected_before_mapping() -> No
         "resourceSpans[0].scopeSpans[0].spans[1].traceId: must be 16 bytes and not all zero "
         f"(spanId a1a1a1a1a1a1a1a1, traceId {'0' * 32})"
     )
-
-
-def _fields(value: Span) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in Span.__slots__}

@@ -18,12 +18,12 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from service.otlp.wire import LeanRequest, key_value
 
 # An attribute value as decoded: OTLP's AnyValue without its wrapper.
 Value = str | bool | int | float | bytes | list["Value"] | dict[str, "Value"] | None
@@ -47,11 +47,14 @@ class Resource:
     attributes: Attributes
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One span, encoding-free. Ids are lowercase hex ("" when absent)."""
+class Span(NamedTuple):
+    """One span, encoding-free. Ids are lowercase hex ("" when absent).
 
-    path: str  # resourceSpans[i].scopeSpans[j].spans[k], for messages
+    A NamedTuple, not a frozen dataclass: it is built once per span on the hot path, and a
+    frozen dataclass's `__init__` costs several times a tuple's.
+    """
+
+    position: tuple[int, int, int]  # (resourceSpans, scopeSpans, spans) indexes
     trace_id: str
     span_id: str
     parent_span_id: str
@@ -64,32 +67,39 @@ class Span:
     resource: Resource
     scope_name: str
 
-
-def _path(r: int, s: int, k: int) -> str:
-    return f"resourceSpans[{r}].scopeSpans[{s}].spans[{k}]"
+    @property
+    def path(self) -> str:
+        """`resourceSpans[i].scopeSpans[j].spans[k]`, for messages."""
+        r, s, k = self.position
+        return f"resourceSpans[{r}].scopeSpans[{s}].spans[{k}]"
 
 
 # Protobuf ---------------------------------------------------------------------------------
 
 
 def decode_protobuf(body: bytes) -> list[Span]:
-    """Binary protobuf `ExportTraceServiceRequest` → spans."""
-    request = ExportTraceServiceRequest()
+    """Binary protobuf `ExportTraceServiceRequest` → spans (via the lean wire schema)."""
+    request = LeanRequest()
     try:
         request.ParseFromString(body)
+        return _lean_spans(request)
     except (DecodeError, RecursionError) as exc:
         raise UndecodableBody("body", f"not a protobuf ExportTraceServiceRequest ({exc})") from None
+
+
+def _lean_spans(request: Any) -> list[Span]:
+    cache: dict[bytes, tuple[str, Value]] = {}  # encoded attribute → decoded, per request
     spans: list[Span] = []
     append = spans.append
     for r, resource_spans in enumerate(request.resource_spans):
-        resource = Resource(_pb_attributes(resource_spans.resource.attributes))
+        resource = Resource(_lean_attributes(resource_spans.resource.attributes, cache))
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name = scope_spans.scope.name
             for k, span in enumerate(scope_spans.spans):
                 status = span.status
                 append(
                     Span(
-                        _path(r, s, k),
+                        (r, s, k),
                         span.trace_id.hex(),
                         span.span_id.hex(),
                         span.parent_span_id.hex(),
@@ -98,7 +108,7 @@ def decode_protobuf(body: bytes) -> list[Span]:
                         span.end_time_unix_nano,
                         status.code,
                         status.message,
-                        _pb_attributes(span.attributes),
+                        _lean_attributes(span.attributes, cache),
                         resource,
                         scope_name,
                     )
@@ -106,35 +116,14 @@ def decode_protobuf(body: bytes) -> list[Span]:
     return spans
 
 
-def _pb_attributes(pairs: Any) -> Attributes:
+def _lean_attributes(encoded: Any, cache: dict[bytes, tuple[str, Value]]) -> Attributes:
     attributes: Attributes = {}
-    for pair in pairs:
-        value = pair.value
-        kind = value.WhichOneof("value")
-        # The common scalar kinds first, without a function call each.
-        if kind == "string_value":
-            attributes[pair.key] = value.string_value
-        elif kind == "int_value":
-            attributes[pair.key] = value.int_value
-        else:
-            attributes[pair.key] = _pb_value(value, kind, 0)
+    for raw in encoded:
+        pair = cache.get(raw)
+        if pair is None:
+            pair = cache[raw] = key_value(raw)
+        attributes[pair[0]] = pair[1]
     return attributes
-
-
-def _pb_value(value: AnyValue, kind: str | None, depth: int) -> Value:
-    if kind is None or kind == "string_value_strindex":
-        return None
-    if kind == "array_value":
-        if depth >= _MAX_DEPTH:
-            return None
-        return [_pb_value(v, v.WhichOneof("value"), depth + 1) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        if depth >= _MAX_DEPTH:
-            return None
-        pairs: list[KeyValue] = list(value.kvlist_value.values)
-        return {p.key: _pb_value(p.value, p.value.WhichOneof("value"), depth + 1) for p in pairs}
-    scalar: Value = getattr(value, kind)
-    return scalar
 
 
 # OTLP/JSON --------------------------------------------------------------------------------
@@ -159,15 +148,19 @@ def decode_json(body: bytes) -> list[Span]:
             scope = _object(_get(scope_spans, "scope", "scope") or {}, f"{scope_where}.scope")
             scope_name = _string(scope, "name", "name", f"{scope_where}.scope")
             for k, span in enumerate(_list(scope_spans, "spans", "spans", scope_where)):
-                spans.append(_json_span(span, _path(r, s, k), resource, scope_name))
+                spans.append(_json_span(span, (r, s, k), resource, scope_name))
     return spans
 
 
-def _json_span(span: Any, where: str, resource: Resource, scope_name: str) -> Span:
+def _json_span(
+    span: Any, position: tuple[int, int, int], resource: Resource, scope_name: str
+) -> Span:
+    r, s, k = position
+    where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{k}]"
     span = _object(span, where)
     status = _object(_get(span, "status", "status") or {}, f"{where}.status")
     return Span(
-        where,
+        position,
         _hex_id(span, "traceId", "trace_id", where),
         _hex_id(span, "spanId", "span_id", where),
         _hex_id(span, "parentSpanId", "parent_span_id", where),
