@@ -471,7 +471,7 @@ def test_trace_fields_merge_from_the_roots_request(
             "s-2",
             "prod",
             ["a", "b"],
-            {"service.name": "svc", "plan": "pro"},
+            {"service.name": "svc"},  # trace metadata is the root's own
         )
     ]
     chat = {r[2]: r[15] for r in observations(clickhouse)}[CHAT]

@@ -286,3 +286,17 @@ def test_a_span_without_start_or_with_bad_ids_is_rejected_before_mapping() -> No
         "resourceSpans[0].scopeSpans[0].spans[1].traceId: must be 16 bytes and not all zero "
         f"(spanId a1a1a1a1a1a1a1a1, traceId {'0' * 32})"
     )
+
+
+def test_unusable_first_token_values_stay_in_metadata() -> None:
+    record = mapped(
+        {
+            "gen_ai.response.time_to_first_chunk": "soon",
+            "langfuse.observation.completion_start_time": 5,
+        }
+    )
+    assert "completion_start_time" not in record
+    assert record["metadata"] == {
+        "gen_ai.response.time_to_first_chunk": "soon",
+        "langfuse.observation.completion_start_time": "5",
+    }

@@ -132,4 +132,4 @@ def _validate(
 
 def _trace_source(mapped: MappedTrace, error: ErrorDetails) -> str:
     field = str(error["loc"][1]) if len(error["loc"]) > 1 else ""
-    return mapped.sources.get(field, "attributes")
+    return mapped.source(field)

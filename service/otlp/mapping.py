@@ -20,7 +20,6 @@ Trace rows are upsert-by-id (newest wins, whole row), and OTLP has no trace reco
 from __future__ import annotations
 
 import base64
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -141,6 +140,7 @@ GENAI_OPERATION_TYPES = {
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_PARENT = ("", "0000000000000000")
+_RESOURCE = "resource:"
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
@@ -174,7 +174,18 @@ class MappedTrace:
 
     record: dict[str, Any]
     root: Span
-    sources: dict[str, str]  # trace field -> the span field it was read from
+    sources: dict[str, tuple[Span, str]]  # trace field -> (span, attribute it came from)
+
+    def source(self, field: str) -> str:
+        """Where a trace field was read from, as a path into the request (for messages)."""
+        found = self.sources.get(field)
+        if found is None:
+            return f"{self.root.path}.name" if field == "name" else f"{self.root.path}.attributes"
+        span, key = found
+        if key.startswith(_RESOURCE):
+            resource = span.path.split(".", 1)[0]
+            return f"{resource}.resource.attributes[{key.removeprefix(_RESOURCE)!r}]"
+        return f"{span.path}.attributes[{key!r}]"
 
 
 def check_span(span: Span) -> Rejection | None:
@@ -199,66 +210,145 @@ def nanos_to_datetime(nanos: int) -> datetime:
     return _EPOCH + timedelta(microseconds=nanos // 1000)
 
 
+# Column slots of the single attribute pass: key -> (slot, rank); the lowest rank present wins.
+_TYPE, _MODEL, _PROVIDER, _INPUT, _OUTPUT, _COST, _FIRST_TOKEN = range(7)
+_SOURCES: dict[str, tuple[int, int]] = {
+    TYPE_KEY: (_TYPE, 0),
+    **{key: (_MODEL, rank) for rank, key in enumerate(MODEL_KEYS)},
+    **{key: (_PROVIDER, rank) for rank, key in enumerate(PROVIDER_KEYS)},
+    **{key: (_INPUT, rank) for rank, key in enumerate(INPUT_TOKEN_KEYS)},
+    **{key: (_OUTPUT, rank) for rank, key in enumerate(OUTPUT_TOKEN_KEYS)},
+    **{key: (_COST, rank) for rank, key in enumerate(COST_KEYS)},
+    COMPLETION_START: (_FIRST_TOKEN, 0),
+    TIME_TO_FIRST_CHUNK: (_FIRST_TOKEN, 1),
+}
+
+
 def map_observation(span: Span, *, root_attributes: Attributes | None) -> dict[str, Any]:
     """The `ObservationIn` record of one span (validated by the caller).
 
     `root_attributes`: the attributes of the root span whose trace row this request writes
     (None when it writes none for this trace); trace-level attributes equal to the root's
     went to the trace row and are not repeated in metadata.
+
+    One pass over the attributes picks each column's source by rank and files everything
+    else into metadata: this runs once per span on the ingest hot path.
     """
     attrs = span.attributes
-    used: list[str] = []
-    start = nanos_to_datetime(span.start_ns)
+    metadata: dict[str, str] = {}
+    service = span.resource.attributes.get(SERVICE_NAME)
+    if service is not None:
+        metadata[SERVICE_NAME] = _metadata_text(service)
+    if span.scope_name:
+        metadata["otel.scope.name"] = span.scope_name
+    if span.status_message:
+        metadata["otel.status_message"] = span.status_message
+    chosen: dict[int, tuple[int, str, Value]] = {}
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        source = _SOURCES.get(key)
+        if (
+            source is not None
+            and value != ""
+            and (source[0] != _FIRST_TOKEN or _usable_first_token(key, value))
+        ):
+            slot, rank = source
+            current = chosen.get(slot)
+            if current is None or rank < current[0]:
+                chosen[slot] = (rank, key, value)
+                if current is None:
+                    continue
+                key, value = current[1], current[2]  # the displaced candidate is kept
+        kind = _KINDS.get(key)
+        if kind is None:
+            kind = _classify(key)
+        if kind == _KEEP:
+            metadata[key] = value if type(value) is str else _metadata_text(value)
+        elif kind == _OBS_META:
+            metadata[key[_OBS_META_CUT:] or "metadata"] = _metadata_text(_unwrap(value))
+        elif kind != _PAYLOAD and (root_attributes is None or root_attributes.get(key) != value):
+            # A trace-level value the trace row does not carry: kept here, never lost.
+            metadata[key] = value if type(value) is str else _metadata_text(value)
+    if metadata and (
+        len(metadata) > MAX_METADATA_KEYS
+        or max(map(len, metadata)) > MAX_METADATA_KEY_CHARS
+        or max(map(len, metadata.values())) > MAX_METADATA_VALUE_CHARS
+    ):
+        metadata = _bounded(metadata)
+
+    start = _EPOCH + timedelta(microseconds=span.start_ns // 1000)
+    explicit = chosen.get(_TYPE)
     record: dict[str, Any] = {
         "id": span.span_id,
         "trace_id": span.trace_id,
         "parent_id": "" if span.parent_span_id in _NO_PARENT else span.parent_span_id,
-        "type": _observation_type(attrs, used),
+        "type": explicit[2] if explicit is not None else _implied_type(attrs),
         "name": span.name,
         "start_time": start,
-        "end_time": nanos_to_datetime(span.end_ns) if span.end_ns > 0 else None,
+        "end_time": (
+            _EPOCH + timedelta(microseconds=span.end_ns // 1000) if span.end_ns > 0 else None
+        ),
         "status": "error" if _is_error(span) else "ok",
+        "metadata": metadata,
     }
-    model = _first(attrs, MODEL_KEYS, used)
-    if model is not None:
-        record["model"] = _text(model)
-    provider = _first(attrs, PROVIDER_KEYS, used)
-    if provider is not None:
-        record["provider"] = _text(provider)
-    usage = _json_object(attrs.get(USAGE_DETAILS))
-    input_tokens = usage.get("input") if usage else None
-    if input_tokens is None:
-        input_tokens = _first(attrs, INPUT_TOKEN_KEYS, used)
+    if chosen or USAGE_DETAILS in attrs or COST_DETAILS in attrs:
+        _columns_from(chosen, attrs, start, record)
+    return record
+
+
+def _columns_from(
+    chosen: dict[int, tuple[int, str, Value]],
+    attrs: Attributes,
+    start: datetime,
+    record: dict[str, Any],
+) -> None:
+    """Model, provider, tokens, cost and first token from the chosen attributes."""
+    picked = {slot: value for slot, (_, _, value) in chosen.items()}
+    if _MODEL in picked:
+        record["model"] = _text(picked[_MODEL])
+    if _PROVIDER in picked:
+        record["provider"] = _text(picked[_PROVIDER])
+    input_tokens = picked.get(_INPUT)
+    output_tokens = picked.get(_OUTPUT)
+    if USAGE_DETAILS in attrs:  # Langfuse usage details win over the attributes
+        usage = _json_object(attrs[USAGE_DETAILS]) or {}
+        if usage.get("input") is not None:
+            input_tokens = usage["input"]
+        if usage.get("output") is not None:
+            output_tokens = usage["output"]
     if input_tokens is not None:
         record["input_tokens"] = _count(input_tokens)
-    output_tokens = usage.get("output") if usage else None
-    if output_tokens is None:
-        output_tokens = _first(attrs, OUTPUT_TOKEN_KEYS, used)
     if output_tokens is not None:
         record["output_tokens"] = _count(output_tokens)
-    cost = _details_total(_json_object(attrs.get(COST_DETAILS)))
-    if cost is None:
-        cost = _first(attrs, COST_KEYS, used)
+    cost = picked.get(_COST)
+    if COST_DETAILS in attrs:
+        total = _details_total(_json_object(attrs[COST_DETAILS]))
+        cost = cost if total is None else total
     if cost is not None:
         record["cost"] = cost
-    first_token = _completion_start(attrs, start, used)
+    first_token = chosen.get(_FIRST_TOKEN)
     if first_token is not None:
-        record["completion_start_time"] = first_token
-    record["metadata"] = _observation_metadata(span, used, root_attributes)
-    return record
+        record["completion_start_time"] = _first_token(first_token[1], first_token[2], start)
 
 
 def map_traces(spans: Iterable[Span]) -> list[MappedTrace]:
     """One trace row per trace whose root span is among `spans` (earliest root wins)."""
-    by_trace: dict[str, list[Span]] = {}
+    spans = list(spans)
     roots: dict[str, Span] = {}
     for span in spans:
-        by_trace.setdefault(span.trace_id, []).append(span)
-        if is_root(span):
+        if span.parent_span_id in _NO_PARENT:
             current = roots.get(span.trace_id)
             if current is None or span.start_ns < current.start_ns:
                 roots[span.trace_id] = span
-    return [_trace_row(root, by_trace[trace_id]) for trace_id, root in roots.items()]
+    if not roots:
+        return []
+    members: dict[str, list[Span]] = {trace_id: [] for trace_id in roots}
+    for span in spans:
+        group = members.get(span.trace_id)
+        if group is not None:
+            group.append(span)
+    return [_trace_row(root, members[trace_id]) for trace_id, root in roots.items()]
 
 
 def observation_source(span: Span, field: str) -> str:
@@ -292,11 +382,8 @@ def observation_source(span: Span, field: str) -> str:
 # Observation fields --------------------------------------------------------------------------
 
 
-def _observation_type(attrs: Attributes, used: list[str]) -> Any:
-    explicit = attrs.get(TYPE_KEY)
-    if explicit is not None:
-        used.append(TYPE_KEY)
-        return explicit  # validated as-is: an unknown explicit type rejects the span
+def _implied_type(attrs: Attributes) -> str:
+    """The type when no explicit `langfuse.observation.type` is given."""
     kind = attrs.get(OPENINFERENCE_KIND)
     if isinstance(kind, str):
         return OPENINFERENCE_TYPES.get(kind.upper(), "span")
@@ -306,20 +393,30 @@ def _observation_type(attrs: Attributes, used: list[str]) -> Any:
     return "span"
 
 
+def _usable_first_token(key: str, value: Value) -> bool:
+    """A completion start is text; a time to first chunk must be a non-negative number."""
+    if key == COMPLETION_START:
+        return isinstance(value, str)
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _first_token(key: str, value: Value, start: datetime) -> Any:
+    if key == COMPLETION_START:
+        # The Langfuse SDK JSON-encodes it: "\"2026-11-22T10:00:00.450000+00:00\"".
+        return _unwrap(value)
+    if isinstance(value, int | float):
+        try:
+            return start + timedelta(seconds=value)
+        except OverflowError:
+            pass
+    return value  # validation rejects it, naming the attribute
+
+
 def _is_error(span: Span) -> bool:
     if span.status_code == STATUS_ERROR:
         return True
     level = span.attributes.get(LEVEL_KEY)
     return isinstance(level, str) and level.upper() == "ERROR"
-
-
-def _first(attrs: Attributes, keys: tuple[str, ...], used: list[str]) -> Value:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None and value != "":
-            used.append(key)
-            return value
-    return None
 
 
 def _text(value: Value) -> Any:
@@ -365,33 +462,21 @@ def _details_total(details: dict[str, Any] | None) -> Any:
     return sum(numbers) if numbers else None
 
 
-def _completion_start(attrs: Attributes, start: datetime, used: list[str]) -> Any:
-    value = attrs.get(COMPLETION_START)
-    if isinstance(value, str) and value:
-        used.append(COMPLETION_START)
-        # The Langfuse SDK JSON-encodes it: "\"2026-11-22T10:00:00.450000+00:00\"".
-        if value.startswith('"'):
-            try:
-                decoded = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                return value
-            return decoded
-        return value
-    seconds = attrs.get(TIME_TO_FIRST_CHUNK)
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
-        used.append(TIME_TO_FIRST_CHUNK)
-        try:
-            return start + timedelta(seconds=seconds)
-        except OverflowError:
-            return seconds  # validation rejects it, naming the attribute
-    return None
-
-
 # Metadata ------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8192)
+_KINDS: dict[str, int] = {}  # memo of _classify, bounded
+_OBS_META_CUT = len(OBSERVATION_METADATA) + 1
+
+
 def _classify(key: str) -> int:
+    kind = _kind_of(key)
+    if len(_KINDS) < 8192:
+        _KINDS[key] = kind
+    return kind
+
+
+def _kind_of(key: str) -> int:
     if key in PAYLOAD_KEYS or key.startswith(PAYLOAD_PREFIXES):
         return _PAYLOAD
     if key == OBSERVATION_METADATA or key.startswith(OBSERVATION_METADATA + "."):
@@ -403,61 +488,23 @@ def _classify(key: str) -> int:
     return _KEEP
 
 
-def _observation_metadata(
-    span: Span, used: list[str], root_attributes: Attributes | None
-) -> dict[str, str]:
-    """Every attribute not consumed as a column or dropped as a payload, bounded."""
-    metadata = _Bounded()
-    resource = span.resource.attributes
-    service = resource.get(SERVICE_NAME)
-    if service is not None:
-        metadata.put(SERVICE_NAME, service)
-    if span.scope_name:
-        metadata.put("otel.scope.name", span.scope_name)
-    if span.status_message:
-        metadata.put("otel.status_message", span.status_message)
-    for key, value in span.attributes.items():
-        if key in used:
+def _bounded(metadata: dict[str, str]) -> dict[str, str]:
+    """The first MAX_METADATA_KEYS keys that fit, values cut to size, and what that cost."""
+    kept: dict[str, str] = {}
+    dropped = truncated = 0
+    for key, text in metadata.items():
+        if len(kept) >= MAX_METADATA_KEYS or len(key) > MAX_METADATA_KEY_CHARS:
+            dropped += 1
             continue
-        kind = _classify(key)
-        if kind == _KEEP:
-            metadata.put(key, value)
-        elif kind == _OBS_META:
-            metadata.put(key[len(OBSERVATION_METADATA) + 1 :] or "metadata", _unwrap(value))
-        elif kind != _PAYLOAD and (root_attributes is None or root_attributes.get(key) != value):
-            # A trace-level value the trace row does not carry: kept here, never lost.
-            metadata.put(key, value)
-    return metadata.done()
-
-
-class _Bounded:
-    """A metadata map that keeps the first MAX_METADATA_KEYS keys and counts what it drops."""
-
-    __slots__ = ("dropped", "items", "truncated")
-
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-        self.dropped = 0
-        self.truncated = 0
-
-    def put(self, key: str, value: Value) -> None:
-        if value is None:
-            return
-        if len(self.items) >= MAX_METADATA_KEYS or len(key) > MAX_METADATA_KEY_CHARS:
-            self.dropped += 1
-            return
-        text = value if isinstance(value, str) else _metadata_text(value)
         if len(text) > MAX_METADATA_VALUE_CHARS:
             text = text[: MAX_METADATA_VALUE_CHARS - len(TRUNCATION_MARK)] + TRUNCATION_MARK
-            self.truncated += 1
-        self.items[key] = text
-
-    def done(self) -> dict[str, str]:
-        if self.dropped:
-            self.items[DROPPED_KEY] = str(self.dropped)
-        if self.truncated:
-            self.items[TRUNCATED_KEY] = str(self.truncated)
-        return self.items
+            truncated += 1
+        kept[key] = text
+    if dropped:
+        kept[DROPPED_KEY] = str(dropped)
+    if truncated:
+        kept[TRUNCATED_KEY] = str(truncated)
+    return kept
 
 
 def _metadata_text(value: Value) -> str:
@@ -496,14 +543,14 @@ def _unwrap(value: Value) -> Value:
 def _trace_row(root: Span, spans: list[Span]) -> MappedTrace:
     """The trace row: root span first, then the trace's other spans of the request."""
     ordered = [root, *(s for s in spans if s is not root)]
-    sources: dict[str, str] = {}
+    sources: dict[str, tuple[Span, str]] = {}
 
     def pick(field: str, keys: tuple[str, ...]) -> Value:
         for span in ordered:
             for key in keys:
                 value = span.attributes.get(key)
                 if value is not None and value != "":
-                    sources[field] = f"{span.path}.attributes[{key!r}]"
+                    sources[field] = (span, key)
                     return value
         return None
 
@@ -513,7 +560,6 @@ def _trace_row(root: Span, spans: list[Span]) -> MappedTrace:
     }
     name = pick("name", (TRACE_NAME_KEY,))
     record["name"] = _text(name) if name is not None else root.name
-    sources.setdefault("name", f"{root.path}.name")
     for field, keys in (("user_id", USER_KEYS), ("session_id", SESSION_KEYS)):
         value = pick(field, keys)
         if value is not None:
@@ -523,16 +569,15 @@ def _trace_row(root: Span, spans: list[Span]) -> MappedTrace:
         for key in RESOURCE_ENVIRONMENT_KEYS:
             environment = root.resource.attributes.get(key)
             if environment is not None and environment != "":
-                resource_path = root.path.split(".", 1)[0]
-                sources["environment"] = f"{resource_path}.resource.attributes[{key!r}]"
+                sources["environment"] = (root, _RESOURCE + key)
                 break
     if environment is not None and environment != "":
         record["environment"] = _text(environment)
     tags = _tags(ordered)
     if tags:
         record["tags"] = tags
-        sources["tags"] = f"{root.path}.attributes[{TAGS_KEY!r}]"
-    record["metadata"] = _trace_metadata(root, ordered)
+        sources["tags"] = (root, TAGS_KEY)
+    record["metadata"] = _trace_metadata(root)
     return MappedTrace(record, root, sources)
 
 
@@ -556,16 +601,16 @@ def _tags(spans: list[Span]) -> list[Any]:
     return list(tags)
 
 
-def _trace_metadata(root: Span, spans: list[Span]) -> dict[str, str]:
-    """Langfuse trace metadata (root's keys win) and the root's resource attributes."""
-    metadata = _Bounded()
+def _trace_metadata(root: Span) -> dict[str, str]:
+    """The root's resource attributes and its `langfuse.trace.metadata.*` (unquoted).
+
+    Only the root's: on other spans these attributes stay in their observation metadata.
+    """
+    metadata: dict[str, str] = {}
     for key, value in root.resource.attributes.items():
-        if key not in RESOURCE_ENVIRONMENT_KEYS:
-            metadata.put(key, value)
-    for span in spans:
-        for key, value in span.attributes.items():
-            if _classify(key) == _TRACE_META:
-                name = key[len(TRACE_METADATA) + 1 :] or "metadata"
-                if name not in metadata.items:
-                    metadata.put(name, _unwrap(value))
-    return metadata.done()
+        if key not in RESOURCE_ENVIRONMENT_KEYS and value is not None:
+            metadata[key] = _metadata_text(value)
+    for key, value in root.attributes.items():
+        if value is not None and key.startswith(TRACE_METADATA) and _classify(key) == _TRACE_META:
+            metadata[key[len(TRACE_METADATA) + 1 :] or "metadata"] = _metadata_text(_unwrap(value))
+    return _bounded(metadata)
