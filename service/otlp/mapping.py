@@ -201,10 +201,6 @@ def check_span(span: Span) -> Rejection | None:
     return None
 
 
-def is_root(span: Span) -> bool:
-    return span.parent_span_id in _NO_PARENT
-
-
 def nanos_to_datetime(nanos: int) -> datetime:
     """Unix nanoseconds → aware UTC datetime (microsecond precision; storage keeps ms)."""
     return _EPOCH + timedelta(microseconds=nanos // 1000)
