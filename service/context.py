@@ -17,6 +17,7 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.ingest.admission import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.settings import Settings
@@ -33,6 +34,7 @@ class AppContext:
     stamp: VersionStamp
     keyring: KeyRing
     migrations: list[Migration]
+    writer: IngestWriter
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
@@ -49,12 +51,19 @@ def build_context(
     """Everything an app needs, wired from settings and one engine."""
     metrics = Metrics(registry)
     clickhouse.add_observer(metrics.observe_query)
+    stamp = VersionStamp(clock)
     return AppContext(
         settings=settings,
         clickhouse=clickhouse,
         metrics=metrics,
         clock=clock,
-        stamp=VersionStamp(clock),
+        stamp=stamp,
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
+        writer=IngestWriter(
+            clickhouse,
+            stamp,
+            max_concurrent=settings.ingest_max_concurrent_writes,
+            retry_after=settings.ingest_retry_after_seconds,
+        ),
     )

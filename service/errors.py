@@ -28,6 +28,8 @@ an `InvalidInput` starts with the field or parameter at fault, e.g.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import ValidationError
 
 
@@ -149,9 +151,16 @@ class Overloaded(ClientError):
     status = 503
     code = "overloaded"
 
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+    def __init__(
+        self, message: str = "the write path is busy; retry later", retry_after: float = 1.0
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    @property
+    def retry_after_header(self) -> str:
+        """`Retry-After` in whole seconds (at least 1), as HTTP wants it."""
+        return str(max(1, math.ceil(self.retry_after)))
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

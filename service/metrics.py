@@ -28,7 +28,7 @@ class Metrics:
         )
         self.ingested_rows = Counter(
             "ta_ingested_rows_total",
-            "Rows written through POST /v1/ingest, by table.",
+            "Rows written through ingest (POST /v1/ingest and OTLP), by table.",
             ["table"],
             registry=r,
         )
@@ -36,6 +36,11 @@ class Metrics:
             "ta_ingest_rejected_batches_total",
             "Ingest batches rejected before writing, by error code.",
             ["code"],
+            registry=r,
+        )
+        self.otlp_rejected_spans = Counter(
+            "ta_otlp_rejected_spans_total",
+            "OTLP spans rejected as invalid (answered as a partial success).",
             registry=r,
         )
         self.clickhouse_latency = Histogram(

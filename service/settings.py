@@ -83,7 +83,15 @@ class Settings(BaseSettings):
         "INFO", description="Log level."
     )
     ingest_max_bytes: int = Field(
-        10 * 1024 * 1024, ge=1024, description="Largest POST /v1/ingest body (413 above)."
+        10 * 1024 * 1024,
+        ge=1024,
+        description="Largest ingest body (/v1/ingest, OTLP), also once decompressed (413 above).",
+    )
+    ingest_max_concurrent_writes: int = Field(
+        8, ge=1, description="Ingest writes in flight at once; above it a request is a 503."
+    )
+    ingest_retry_after_seconds: float = Field(
+        1.0, gt=0, description="Retry-After sent with an overloaded (503) ingest answer."
     )
 
     # Backfill jobs

@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import conclusions, durations, health, ingest, jobs, rollups, traces
+from service.api import conclusions, durations, health, ingest, jobs, otlp, rollups, traces
 from service.api.errors import handle_client_error, handle_http_exception, handle_unexpected
 from service.api.openapi import openapi_route
 from service.api.state import State
@@ -80,6 +80,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *health.routes(),
         *ingest.routes(),
+        *otlp.routes(),
         *traces.routes(),
         *conclusions.routes(),
         *rollups.routes(),

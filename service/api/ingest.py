@@ -10,10 +10,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.body import read_body
+from service.api.content import media_type, unsupported_media_type
 from service.api.state import context, principal
-from service.errors import ForbiddenProject, InvalidBatch
-from service.ingest.models import IngestBatch, parse_batch
-from service.ingest.writer import IngestResult, assign_projects, write_batch
+from service.errors import ForbiddenProject, InvalidBatch, Overloaded
+from service.ingest.models import parse_batch
+from service.ingest.writer import assign_projects
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,10 @@ async def ingest(request: Request) -> Response:
     """Write traces and observations; a rejected batch writes nothing."""
     ctx = context(request)
     caller = principal(request)
+    content_type = request.headers.get("content-type")
+    if media_type(content_type) not in (None, "application/json"):
+        ctx.metrics.ingest_rejected.labels("unsupported_media_type").inc()
+        raise unsupported_media_type(content_type, ("application/json",))
     default_project = request.query_params.get("project_id")
     body = await read_body(
         request,
@@ -45,11 +50,11 @@ async def ingest(request: Request) -> Response:
     except ForbiddenProject:
         ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
         raise
-
-    def write(batch: IngestBatch) -> IngestResult:
-        return write_batch(ctx.clickhouse, batch, projects, ctx.stamp)
-
-    result = await anyio.to_thread.run_sync(write, batch)
+    try:
+        result = await anyio.to_thread.run_sync(ctx.writer.write, batch, projects)
+    except Overloaded:
+        ctx.metrics.ingest_rejected.labels("overloaded").inc()
+        raise
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(result.observations)
     return JSONResponse(
