@@ -17,6 +17,7 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.engine_roles import API
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.settings import Settings
@@ -27,6 +28,8 @@ class AppContext:
     """Shared resources of one running app (tests build several side by side)."""
 
     settings: Settings
+    # The API's engine: role `api`, a pool of TA_API_CONNECTIONS connections (embedded).
+    # Background work runs on other roles' engines (`engine(role)`), so it never queues it.
     clickhouse: ClickHouse
     metrics: Metrics
     clock: Clock
@@ -38,6 +41,10 @@ class AppContext:
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
     sender: Sender | None = None
 
+    def engine(self, role: str) -> ClickHouse:
+        """The engine of one role (`service.engine_roles`: ingest, detect, deliver, ...)."""
+        return self.clickhouse.role(role)
+
 
 def build_context(
     settings: Settings,
@@ -46,12 +53,12 @@ def build_context(
     clock: Clock = system_clock,
     registry: CollectorRegistry | None = None,
 ) -> AppContext:
-    """Everything an app needs, wired from settings and one engine."""
+    """Everything an app needs, wired from settings and one engine (any of its roles)."""
     metrics = Metrics(registry)
     clickhouse.add_observer(metrics.observe_query)
     return AppContext(
         settings=settings,
-        clickhouse=clickhouse,
+        clickhouse=clickhouse.role(API),
         metrics=metrics,
         clock=clock,
         stamp=VersionStamp(clock),

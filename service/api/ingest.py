@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from service.api.body import read_body
 from service.api.state import context, principal
+from service.engine_roles import INGEST
 from service.errors import ForbiddenProject, InvalidBatch
 from service.ingest.models import IngestBatch, parse_batch
 from service.ingest.writer import IngestResult, assign_projects, write_batch
@@ -47,7 +48,7 @@ async def ingest(request: Request) -> Response:
         raise
 
     def write(batch: IngestBatch) -> IngestResult:
-        return write_batch(ctx.clickhouse, batch, projects, ctx.stamp)
+        return write_batch(ctx.engine(INGEST), batch, projects, ctx.stamp)
 
     result = await anyio.to_thread.run_sync(write, batch)
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
