@@ -142,6 +142,20 @@ def with_heavy_loop(
         loop.join()
 
 
+def select_one_behind_heavy(busy: ClickHouse, other: ClickHouse, rows: int) -> float:
+    """ms a `SELECT 1` on `other` takes while `busy` runs one heavy statement."""
+    heavy = threading.Thread(
+        target=busy.query_rows, args=("bench:heavy", {"rows": rows}), kwargs={"sql": HEAVY}
+    )
+    heavy.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    other.query_rows("bench:one", sql="SELECT 1")
+    elapsed = (time.perf_counter() - started) * 1000
+    heavy.join()
+    return elapsed
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
@@ -185,6 +199,14 @@ def main() -> None:
             print(
                 f"{args.rows:,} observations, {traces:,} traces; heavy statement alone: "
                 f"{heavy_alone:.2f}s; {args.seconds:g}s per phase"
+            )
+            # The engine-level claim first: a second connection on the same directory is not
+            # blocked by the first one's statement.
+            same = select_one_behind_heavy(ch.role(ROLLUPS), ch.role(ROLLUPS), args.heavy_rows)
+            other = select_one_behind_heavy(ch.role(ROLLUPS), ch.role(API), args.heavy_rows)
+            print(
+                f"SELECT 1 behind a heavy statement: same connection {same:.0f} ms, "
+                f"another connection {other:.1f} ms ({same / other:.0f}x)"
             )
 
             roles_server, roles_thread = serve(create_app(settings, ch), args.port)
