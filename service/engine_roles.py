@@ -14,6 +14,10 @@ queues an API read:
 | `rollups` | rollup passes                         | 1                      | yes            |
 | `jobs`    | backfill jobs                         | 1                      | yes            |
 
+The API's connections are checked out per statement, not per request: a request holds none
+while it parses, validates or serializes between statements, so a pool of 4 serves many
+more concurrent requests, and no route has to manage a lease.
+
 On a server the HTTP client is thread-safe and pooled, so `admin`, `api` and `ingest` share
 one client; each background role gets a client of its own (same connection pool) with its
 own `session_id`, so a session-sticky proxy (chproxy, a load balancer hashing on
