@@ -16,6 +16,7 @@ from datetime import datetime
 
 from service.clickhouse import ClickHouse, connect
 from service.clock import VersionStamp, system_clock
+from service.engine_roles import DELIVER, DETECT, INGEST, JOBS, ROLLUPS
 from service.errors import ConfigError, EngineUnavailable, MigrationError, UsageError
 from service.migrations import apply, require_current, status
 from service.settings import Settings, load_settings
@@ -138,7 +139,12 @@ def _add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def engine(settings: Settings) -> Iterator[ClickHouse]:
-    """Connect, make sure the schema fits (the embedded default migrates itself), close."""
+    """Connect (version gate, bounded timeouts), make sure the schema fits (the embedded
+    default migrates itself), and close every role's connections at the end.
+
+    Each command runs its work on the role the scheduler would use (`ch.role(...)`), so the
+    statements carry the same settings as under `serve`.
+    """
     ch = connect(settings)
     try:
         if ch.embedded:
@@ -211,7 +217,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         stamp = VersionStamp(system_clock)
         with tqdm(total=args.traces, unit="trace", disable=None) as bar:
             written = write_demo(
-                ch,
+                ch.role(INGEST),
                 stamp,
                 traces=args.traces,
                 project=args.project,
@@ -232,14 +238,19 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
 
     with engine(settings) as ch:
         stamp = VersionStamp(system_clock)
-        concluded = run_detection_pass(ch, settings, clock=system_clock, stamp=stamp)
+        concluded = run_detection_pass(ch.role(DETECT), settings, clock=system_clock, stamp=stamp)
         print(f"concluded {len(concluded)} trace(s)")
         if settings.analyze_url is None:
             print("TA_ANALYZE_URL is unset: conclusions recorded, not delivered")
             return 0
         with Sender(settings) as sender:
             report = run_delivery_pass(
-                ch, settings, sender, clock=system_clock, stamp=stamp, stopping=threading.Event()
+                ch.role(DELIVER),
+                settings,
+                sender,
+                clock=system_clock,
+                stamp=stamp,
+                stopping=threading.Event(),
             )
         print(
             f"delivered {report.delivered}, retrying {report.retrying}, dead {report.dead}; "
@@ -252,9 +263,10 @@ def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
     from service.rollups import pending_buckets, run_rollup_pass
 
     with engine(settings) as ch:
-        result = run_rollup_pass(ch, system_clock)
+        rollups = ch.role(ROLLUPS)
+        result = run_rollup_pass(rollups, system_clock)
         print(result.describe())
-        print(f"buckets still pending: {pending_buckets(ch)}")
+        print(f"buckets still pending: {pending_buckets(rollups)}")
     return 0
 
 
@@ -274,7 +286,7 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
         hours_per_chunk=getattr(args, "hours_per_chunk", 6),
     )
     with engine(settings) as ch:
-        return run_backfill_command(command, ch, settings)
+        return run_backfill_command(command, ch.role(JOBS), settings)
 
 
 def _time_option(raw: str | None, flag: str) -> datetime | None:

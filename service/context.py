@@ -17,6 +17,7 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.engine_roles import API, INGEST
 from service.ingest.admission import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
@@ -28,6 +29,8 @@ class AppContext:
     """Shared resources of one running app (tests build several side by side)."""
 
     settings: Settings
+    # The API's engine: role `api`, a pool of TA_API_CONNECTIONS connections (embedded).
+    # Background work runs on other roles' engines (`engine(role)`), so it never queues it.
     clickhouse: ClickHouse
     metrics: Metrics
     clock: Clock
@@ -40,6 +43,10 @@ class AppContext:
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
     sender: Sender | None = None
 
+    def engine(self, role: str) -> ClickHouse:
+        """The engine of one role (`service.engine_roles`: ingest, detect, deliver, ...)."""
+        return self.clickhouse.role(role)
+
 
 def build_context(
     settings: Settings,
@@ -48,20 +55,20 @@ def build_context(
     clock: Clock = system_clock,
     registry: CollectorRegistry | None = None,
 ) -> AppContext:
-    """Everything an app needs, wired from settings and one engine."""
+    """Everything an app needs, wired from settings and one engine (any of its roles)."""
     metrics = Metrics(registry)
     clickhouse.add_observer(metrics.observe_query)
     stamp = VersionStamp(clock)
     return AppContext(
         settings=settings,
-        clickhouse=clickhouse,
+        clickhouse=clickhouse.role(API),
         metrics=metrics,
         clock=clock,
         stamp=stamp,
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
         writer=IngestWriter(
-            clickhouse,
+            clickhouse.role(INGEST),
             stamp,
             max_concurrent=settings.ingest_max_concurrent_writes,
             retry_after=settings.ingest_retry_after_seconds,

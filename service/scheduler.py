@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from service.conclusions.delivery import delivery_interval, run_delivery_pass
 from service.conclusions.detector import run_detection_pass
 from service.context import AppContext
+from service.engine_roles import DELIVER, DETECT, JOBS, ROLLUPS
 from service.jobs.kinds import default_kinds
 from service.jobs.scheduled import run_pending_jobs
 from service.rollups.job import run_scheduled_pass
@@ -65,14 +66,18 @@ def _logged(job: ScheduledJob) -> Callable[[], None]:
 
 
 def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
-    """Every periodic job `serve` runs, each given only what it needs, intervals from settings."""
-    settings, ch = ctx.settings, ctx.clickhouse
+    """Every periodic job `serve` runs, each given only what it needs, intervals from settings.
+
+    Each job runs on its own engine role, so a long pass never queues another job or an API
+    read behind it (embedded chDB runs one statement at a time per connection).
+    """
+    settings = ctx.settings
     return [
         ScheduledJob(
             "conclusions.detect",
             partial(
                 run_detection_pass,
-                ch,
+                ctx.engine(DETECT),
                 settings,
                 clock=ctx.clock,
                 stamp=ctx.stamp,
@@ -84,7 +89,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
             "conclusions.deliver",
             partial(
                 run_delivery_pass,
-                ch,
+                ctx.engine(DELIVER),
                 settings,
                 ctx.sender,
                 clock=ctx.clock,
@@ -96,14 +101,14 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
         ),
         ScheduledJob(
             "rollups.recompute",
-            partial(run_scheduled_pass, ch, ctx.clock, ctx.metrics, ctx.stopping),
+            partial(run_scheduled_pass, ctx.engine(ROLLUPS), ctx.clock, ctx.metrics, ctx.stopping),
             settings.rollup_interval_seconds,
         ),
         ScheduledJob(
             "jobs.run",
             partial(
                 run_pending_jobs,
-                ch,
+                ctx.engine(JOBS),
                 default_kinds(),
                 ctx.clock,
                 settings,

@@ -29,7 +29,19 @@ class Settings(BaseSettings):
         None, description="Cluster name: migrations use ON CLUSTER and Replicated engines."
     )
     query_timeout_seconds: float = Field(
-        30.0, gt=0, description="max_execution_time sent with every ClickHouse query."
+        30.0,
+        gt=0,
+        description="max_execution_time sent with every ClickHouse statement; a server's "
+        "answer is awaited this long plus 5 s.",
+    )
+    clickhouse_connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long connecting to a ClickHouse server may take."
+    )
+    api_connections: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Engine connections API requests share (embedded: statements at once).",
     )
 
     # Conclusion detection

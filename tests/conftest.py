@@ -28,6 +28,7 @@ from service.clock import ManualClock
 from service.conclusions import DeliveryReport, run_delivery_pass, run_detection_pass
 from service.conclusions.delivery import Sender
 from service.conclusions.models import Conclusion
+from service.engine_roles import DELIVER, DETECT
 from service.migrations import apply
 from service.settings import Settings
 
@@ -135,10 +136,10 @@ def ingest_traces(client: TestClient, *trace_ids: str, **query: str) -> None:
 
 
 def detect(app: Starlette) -> list[Conclusion]:
-    """One detection pass with the app's settings, clock and metrics."""
+    """One detection pass with the app's settings, clock and metrics, on the scheduler's role."""
     ctx = app_context(app)
     return run_detection_pass(
-        ctx.clickhouse, ctx.settings, clock=ctx.clock, stamp=ctx.stamp, metrics=ctx.metrics
+        ctx.engine(DETECT), ctx.settings, clock=ctx.clock, stamp=ctx.stamp, metrics=ctx.metrics
     )
 
 
@@ -154,7 +155,7 @@ def deliver(app: Starlette) -> DeliveryReport:
         if sender is None and ctx.settings.analyze_url is not None:
             sender = stack.enter_context(Sender(ctx.settings))
         return run_delivery_pass(
-            ctx.clickhouse,
+            ctx.engine(DELIVER),
             ctx.settings,
             sender,
             clock=ctx.clock,
