@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from service.clickhouse import ClickHouse, parse_target
 from service.settings import Settings
 
 
+@pytest.mark.embedded_only
 def test_a_second_process_gets_one_line_naming_the_directory(
     clickhouse: ClickHouse, settings: Settings
 ) -> None:
