@@ -1,0 +1,105 @@
+"""The service over ClickHouse's HTTP protocol, with a server's request limits (issue 10).
+
+These go through the HTTP test double in both modes (`http_url`): a statement that a
+server would refuse fails here whatever TA_TEST_ENGINE says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from service.clickhouse import ClickHouse, connect
+from service.clock import ManualClock, VersionStamp
+from service.conclusions.detector import run_detection_pass
+from service.durations import materialize_durations
+from service.ingest.models import IngestBatch
+from service.ingest.writer import write_batch
+from service.migrations import apply
+from service.rollups import recompute_buckets
+from service.settings import Settings
+from tests.conftest import observation
+
+IDLE = 60
+
+
+@pytest.fixture
+def server_settings(http_url: str) -> Settings:
+    return Settings(
+        clickhouse_url=http_url,
+        scheduler_enabled=False,
+        idle_seconds=IDLE,
+        check_batch_limit=10_000,
+    )
+
+
+@pytest.fixture
+def server(server_settings: Settings) -> Iterator[ClickHouse]:
+    ch = connect(server_settings)
+    try:
+        apply(ch)
+        yield ch
+    finally:
+        ch.close()
+
+
+def conclude_idle_traces(ch: ClickHouse, settings: Settings, count: int) -> int:
+    """Ingest `count` one-observation traces, let them go quiet, run one detection pass."""
+    clock = ManualClock()
+    stamp = VersionStamp(clock)
+    batch = IngestBatch.model_validate(
+        {"observations": [observation(f"o{i}", f"trace-{i:05d}") for i in range(count)]}
+    )
+    write_batch(ch, batch, lambda _project, _field: "default", stamp)
+    clock.advance(IDLE + 1)
+    return len(run_detection_pass(ch, settings, clock=clock, stamp=stamp))
+
+
+def test_a_detection_pass_over_http_concludes_2000_idle_traces(
+    server: ClickHouse, server_settings: Settings
+) -> None:
+    """Under the server's form-field limit, the server path works as the embedded one."""
+    assert conclude_idle_traces(server, server_settings, 2_000) == 2_000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DatabaseError,
+    reason="issue 10 item 2: fetch_summaries binds every candidate key as one parameter; "
+    "past ~2,100 keys that form field exceeds http_max_field_value_size (128 KiB) and the "
+    "server refuses the pass (Code: 1000, Field value too long)",
+)
+def test_a_detection_pass_over_http_concludes_6000_idle_traces_in_one_go(
+    server: ClickHouse, server_settings: Settings
+) -> None:
+    assert conclude_idle_traces(server, server_settings, 6_000) == 6_000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DatabaseError,
+    reason="issue 10 item 2: the durations lookups (durations/observations_for_traces, "
+    "stored_for_traces) bind up to HOOK_BATCH=1,000 keys as one parameter, a bound by count "
+    "and not by bytes: 1,000 keys with 200-character trace ids are ~210 KiB, over "
+    "http_max_field_value_size; in the detector hook the failure is logged and swallowed",
+)
+def test_durations_of_1000_traces_with_long_ids_materialize_over_http(server: ClickHouse) -> None:
+    keys = [("default", f"{i:05d}-" + "x" * 194, 1) for i in range(1_000)]
+    materialize_durations(server, keys, ManualClock())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DatabaseError,
+    reason="issue 10 item 2: a rollup chunk is CHUNK_SIZE=500 buckets, a bound by count; "
+    "command() sends its parameters in the URL, and 500 (project, hour) pairs of a "
+    "project id of 512 characters (the most ingest accepts) are over "
+    "http_max_field_value_size (~200 characters is the edge)",
+)
+def test_a_rollup_chunk_of_a_long_project_id_recomputes_over_http(server: ClickHouse) -> None:
+    project = "p" * 512
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    recompute_buckets(server, [(project, start + timedelta(hours=h)) for h in range(500)])
