@@ -190,8 +190,11 @@ _CODE_RE = re.compile(r"Code: (\d+)\.")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*$")
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRAILING_FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)[\s;]*$", re.IGNORECASE)
+# INSERT INTO [TABLE] t [(columns)] [SETTINGS ...] FORMAT <name>, then the data.
 _INSERT_WITH_DATA_RE = re.compile(
-    rb"^\s*INSERT\s+INTO\s.*?\sFORMAT\s+([A-Za-z0-9_]+)", re.IGNORECASE | re.DOTALL
+    rb"^\s*INSERT\s+INTO\s+(?:TABLE\s+)?[\w.`\"]+\s*(?:\([^()]*\))?\s*"
+    rb"(?:SETTINGS\s[^()]*?)?\bFORMAT\s+(\w+)",
+    re.IGNORECASE | re.DOTALL,
 )
 _CONTENT_TYPES = {
     "Native": "application/octet-stream",
@@ -788,6 +791,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse_uri(line)
             return
         self.raw_requestline = line
+        self._body: bytes | None = None
         if not self.parse_request():
             return
         if self.command not in ("GET", "POST", "HEAD"):
@@ -802,6 +806,7 @@ class _Handler(BaseHTTPRequestHandler):
             line = self.rfile.readline(1 << 20)
             if not line:
                 break
+        self._body = None
         with suppress(Exception):
             self.headers = parse_headers(self.rfile)
             self._read_body()
@@ -816,6 +821,8 @@ class _Handler(BaseHTTPRequestHandler):
             body, headers = self._serve()
             self._send(200, body, headers)
         except Refused as refused:
+            with suppress(Exception):
+                self._read_body()  # the next request on this connection starts after it
             headers = {"Content-Type": "text/plain; charset=UTF-8"}
             if refused.code is not None:
                 headers["X-ClickHouse-Exception-Code"] = str(refused.code)
@@ -884,6 +891,12 @@ class _Handler(BaseHTTPRequestHandler):
         return payload, headers
 
     def _read_body(self) -> bytes:
+        """The request body, read once (an error answer reads it too, like the server)."""
+        if self._body is None:
+            self._body = self._read_body_once()
+        return self._body
+
+    def _read_body_once(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return _read_chunked(self.rfile)
         length = self.headers.get("Content-Length")

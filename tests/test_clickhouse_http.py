@@ -105,6 +105,22 @@ def test_a_command_parameter_over_the_limit_is_refused_in_the_url_too(client: Cl
     assert refusal(excinfo)[0] == 1000
 
 
+def test_a_refused_request_leaves_its_kept_alive_connection_usable(http_url: str) -> None:
+    """The refused request's body is read anyway, so the next request parses."""
+    address = httpx.URL(http_url)
+    connection = http.client.HTTPConnection(address.host, address.port)
+    try:
+        connection.request("POST", "/?param_v=" + "x" * (140 * KIB), body=b"SELECT {v:String}")
+        refused = connection.getresponse()
+        assert refused.status == 500
+        assert refused.getheader("Connection") != "close"
+        refused.read()
+        connection.request("POST", "/", body=b"SELECT 1")
+        assert connection.getresponse().read() == b"1\n"
+    finally:
+        connection.close()
+
+
 def test_a_query_over_256_kib_is_refused_by_max_query_size(client: Client) -> None:
     literal = ", ".join(f"'{i:08d}'" for i in range(260 * KIB // 12))
     with pytest.raises(DatabaseError) as excinfo:
