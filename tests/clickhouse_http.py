@@ -82,6 +82,7 @@ import gzip
 import json
 import lzma
 import re
+import signal
 import socket
 import sys
 import threading
@@ -992,14 +993,17 @@ class ClickHouseHttpDouble:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m tests.clickhouse_http DIR`: serve DIR until Ctrl-C (for benchmarks)."""
+    """`python -m tests.clickhouse_http DIR`: serve DIR until SIGINT/SIGTERM (for benchmarks)."""
     if len(argv) != 1:
         print("usage: python -m tests.clickhouse_http DATA_DIR", file=sys.stderr)
         return 2
+    stopping = threading.Event()
     with ClickHouseHttpDouble(Path(argv[0])) as double:
+        # After chDB started: the engine installs its own handlers, which would swallow these.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
         print(f"TA_CLICKHOUSE_URL={double.url}/default", flush=True)
-        with suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        stopping.wait()
     return 0
 
 

@@ -6,6 +6,9 @@ server would refuse fails here whatever TA_TEST_ENGINE says.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +47,23 @@ def server(server_settings: Settings) -> Iterator[ClickHouse]:
         yield ch
     finally:
         ch.close()
+
+
+def test_a_cli_subprocess_given_the_url_reaches_the_same_database(
+    server: ClickHouse, server_settings: Settings
+) -> None:
+    """The double serves other processes too: TA_CLICKHOUSE_URL is all they need."""
+    env = {**os.environ, "TA_CLICKHOUSE_URL": server_settings.clickhouse_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "migrate", "--status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pending:" not in result.stdout
 
 
 def conclude_idle_traces(ch: ClickHouse, settings: Settings, count: int) -> int:
