@@ -17,10 +17,12 @@ HTTP/HTMLForm.cpp, HTTP/HTTPServerRequest.cpp, HTTP/exceptionCodeToHTTPStatus.cp
 - `param_<name>` bind parameters from the URL and from form fields (the first one wins);
   external data (a multipart part with a filename, with `<name>_structure` or
   `<name>_types` and `<name>_format`) as a temporary table of that request;
-- `database`, `default_format`, `query_id`, `session_id` / `session_timeout` /
-  `session_check` / `close_session`, the same `X-ClickHouse-*` request headers; every
-  other URL parameter is a setting of that request (an unknown one fails as on a server,
-  UNKNOWN_SETTING → 404); a GET request is `readonly=2`;
+- `database`, `default_format`, `query_id` (or the `X-ClickHouse-Database`, `-Format`,
+  `-Query-Id` headers), `session_id` / `session_timeout` / `session_check` /
+  `close_session`; every other URL parameter is a setting of that request (an unknown one
+  fails as on a server, UNKNOWN_SETTING → 404); a GET request is `readonly=2`. Settings
+  chDB changes from the server's defaults in a way a statement notices (`implicit_select`,
+  `allow_introspection_functions`) are put back to the server's for every request;
 - request bodies compressed as `Content-Encoding` says (gzip, deflate, zstd, lz4, xz, bz2,
   br when `brotli` is installed); `Transfer-Encoding: chunked`; 411 for a POST with neither
   length nor chunks;
@@ -34,7 +36,10 @@ HTTP/HTMLForm.cpp, HTTP/HTTPServerRequest.cpp, HTTP/exceptionCodeToHTTPStatus.cp
   xz, bz2); headers `X-ClickHouse-Query-Id`, `-Format`, `-Timezone`, `-Summary`;
 - errors: the status of `exceptionCodeToHTTPStatus`, the code in
   `X-ClickHouse-Exception-Code`, the exception text (chDB's, which is ClickHouse's) as
-  the body, so clickhouse-connect raises its usual `DatabaseError` with `.code` set;
+  the body, so clickhouse-connect raises its usual `DatabaseError` with `.code` set; the
+  refused request's body is read anyway, so a kept-alive connection stays usable;
+- concurrency: one thread per connection, and every request on its own chDB connection
+  to the one directory, so requests run side by side as on a server;
 - sessions: without `session_id` every request runs on a fresh chDB connection that is
   closed afterwards, so nothing (`SET`, `USE`, temporary tables) survives a request, as on
   a server; with one, requests share a connection, one at a time (a concurrent request
@@ -67,8 +72,8 @@ passwords (anything is accepted), `client_protocol_version` (results are Native 
 client that sent none: no BlockInfo; clickhouse-connect's probe then falls back to that
 mode, which servers support too), progress headers, `buffer_size` and
 `wait_end_of_query` (every result is buffered whole, so an error is always an HTTP error,
-never a half-sent stream). Arrow/Parquet results go through chDB's Python result handling
-and are not served. The timezone is chDB's (`timezone()` of this process).
+never a half-sent stream). Not served: `FORMAT Arrow` results (chDB's Python API turns
+them into pyarrow tables), `snappy` bodies. The timezone is chDB's (`timezone()` here).
 
 chDB opens one data directory per process: the double keeps one anchor connection open on
 its directory from `start()` to `stop()`, and the code under test must talk to it only
@@ -208,14 +213,11 @@ _CONTENT_TYPES = {
 class Refused(Exception):
     """A request answered with an error: status, `X-ClickHouse-Exception-Code`, body text."""
 
-    def __init__(
-        self, status: int, text: str, code: int | None = None, *, close: bool = False
-    ) -> None:
+    def __init__(self, status: int, text: str, code: int | None = None) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
         self.code = code
-        self.close = close
 
     @classmethod
     def exception(cls, error: tuple[int, str], message: str) -> Refused:
@@ -827,20 +829,17 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Content-Type": "text/plain; charset=UTF-8"}
             if refused.code is not None:
                 headers["X-ClickHouse-Exception-Code"] = str(refused.code)
-            self._send(refused.status, (refused.text + "\n").encode(), headers, refused.close)
+            self._send(refused.status, (refused.text + "\n").encode(), headers)
         except Exception:  # a bug of the double: say so, loudly, as a 500 without a code
             text = "HTTP test double internal error\n" + traceback.format_exc()
             self._send(500, text.encode(), {"Content-Type": "text/plain; charset=UTF-8"})
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str], close: bool = False) -> None:
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("X-ClickHouse-Server-Display-Name", DISPLAY_NAME)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
