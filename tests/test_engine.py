@@ -30,6 +30,7 @@ from service.traces.summary import fetch_summaries
 from tests.conftest import trace
 
 
+@pytest.mark.embedded_only
 def test_a_second_process_gets_one_line_naming_the_directory(
     clickhouse: ClickHouse, settings: Settings
 ) -> None:
@@ -98,6 +99,7 @@ def start_slow_statement(ch: ClickHouse, watcher: ClickHouse) -> threading.Threa
     return thread
 
 
+@pytest.mark.embedded_only  # chDB connections and the directory lock
 def test_a_read_never_waits_for_a_statement_of_another_role(clickhouse: ClickHouse) -> None:
     api = clickhouse.role(API)
     slow = start_slow_statement(clickhouse.role(ROLLUPS), watcher=api)
@@ -109,6 +111,7 @@ def test_a_read_never_waits_for_a_statement_of_another_role(clickhouse: ClickHou
         slow.join()
 
 
+@pytest.mark.embedded_only  # chDB connections and the directory lock
 def test_on_one_connection_a_read_does_wait_for_the_slow_statement(
     clickhouse: ClickHouse,
 ) -> None:
@@ -122,6 +125,7 @@ def test_on_one_connection_a_read_does_wait_for_the_slow_statement(
         slow.join()
 
 
+@pytest.mark.embedded_only  # chDB connections and the directory lock
 def test_api_reads_run_side_by_side_on_at_most_the_configured_connections(
     settings: Settings, migrated_template: Path
 ) -> None:
@@ -146,6 +150,7 @@ def test_api_reads_run_side_by_side_on_at_most_the_configured_connections(
         ch.close()
 
 
+@pytest.mark.embedded_only  # chDB connections and the directory lock
 @pytest.mark.parametrize("role", [API, ROLLUPS, INGEST])
 def test_the_statement_time_bound_holds_on_every_role_connection(
     settings: Settings, migrated_template: Path, role: str
@@ -172,6 +177,7 @@ def directory_is_locked(path: Path) -> bool:
     return False
 
 
+@pytest.mark.embedded_only  # chDB connections and the directory lock
 def test_roles_close_with_the_engine_that_opened_them(
     settings: Settings, migrated_template: Path
 ) -> None:

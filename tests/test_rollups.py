@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -604,11 +603,12 @@ def test_scheduled_job_runs_a_pass_and_records_metrics(
 
 
 def test_rollup_command_runs_one_pass_and_says_what_it_did(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from service.cli import main
 
-    monkeypatch.setenv("TA_CLICKHOUSE_URL", f"chdb://{tmp_path / 'cli-data'}")
+    monkeypatch.setenv("TA_CLICKHOUSE_URL", clickhouse_url)
+    assert main(["migrate"]) == 0
     assert main(["demo", "--traces", "20"]) == 0
     capsys.readouterr()
     assert main(["rollup"]) == 0
