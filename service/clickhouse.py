@@ -25,7 +25,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from service.errors import EngineUnavailable
+from service.errors import DirectoryInUse, EngineUnavailable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,12 @@ class _EmbeddedLock:
             except BlockingIOError:
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise EngineUnavailable(
+                raise DirectoryInUse(
                     f"embedded ClickHouse data directory {path} is in use by another process "
                     f"(pid {holder}); stop it, or set TA_CLICKHOUSE_URL to another chdb:// "
-                    "directory or a ClickHouse server"
+                    "directory or a ClickHouse server",
+                    path=path,
+                    pid=int(holder) if holder.isdigit() else None,
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
@@ -262,6 +264,13 @@ def connect(settings: Settings) -> ClickHouse:
 def _connect_embedded(target: Target, settings: Settings) -> ClickHouse:
     path = target.embedded_path
     assert path is not None
+    try:  # an optional extra: a server-only install does not ship the embedded engine
+        import chdb  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable(
+            f"{target.display} needs the embedded engine, which is not installed: "
+            "pip install 'trace-analytics[embedded]' (or set TA_CLICKHOUSE_URL to a server)"
+        ) from None
     _EmbeddedLock.acquire(path)
     try:
         client = clickhouse_connect.get_client(dsn=f"chdb://{path}", tz_mode="aware")
