@@ -98,20 +98,27 @@ class RunningServe:
                 timeout=timeout,
             )
         except httpx.HTTPError as exc:
-            raise EngineUnavailable(f"{self.who} did not answer: {_cause(exc)}") from None
+            raise EngineUnavailable(
+                f"{self.who} holds {self.busy.path} but did not answer: {_cause(exc)}"
+            ) from None
         body = _json(response)
         error = body.get("error") if isinstance(body, dict) else None
         code = str(error.get("code", "")) if isinstance(error, dict) else ""
         message = str(error.get("message", "")) if isinstance(error, dict) else response.text[:200]
+        if response.status_code == 401 and not self._headers:
+            raise EngineUnavailable(
+                f"{self.who} holds {self.busy.path} and requires a key, and the CLI has no "
+                "admin key: set TA_ADMIN_KEY, or run with serve's TA_API_KEYS (its key=* entry)"
+            )
         if response.status_code == 401:
             raise EngineUnavailable(
-                f"{self.who} refused the CLI's key ({message or 'unauthorized'}): give the CLI "
-                "the TA_API_KEYS of serve, or set TA_ADMIN_KEY to an admin key"
+                f"{self.who} holds {self.busy.path} and refused the CLI's admin key: set "
+                "TA_ADMIN_KEY to one of serve's admin keys"
             )
         if response.status_code == 403 and code == "admin_only":
             raise EngineUnavailable(
-                f"{self.who} needs an admin key: set TA_ADMIN_KEY, or add a key=* entry to "
-                "TA_API_KEYS"
+                f"{self.who} holds {self.busy.path} and needs an admin key, not a project "
+                "key: set TA_ADMIN_KEY"
             )
         if 400 <= response.status_code < 500:
             raise Rejected(response.status_code, code, message)
@@ -148,9 +155,6 @@ def running_serve(busy: DirectoryInUse, settings: Settings) -> Iterator[RunningS
         remote = RunningServe(busy, address.url, settings.cli_admin_key(), client)
         try:
             hello = remote.get("/v1/admin/schema")
-        except EngineUnavailable as exc:
-            # A serve that cannot be reached is reported with why, not as "directory in use".
-            raise EngineUnavailable(f"{busy}; {exc}") from None
         except Rejected:
             yield None
             return
