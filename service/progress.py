@@ -13,6 +13,7 @@ estimate is not the wild one that a slow first step would give.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -148,12 +149,16 @@ class BarProgress:
         from tqdm import tqdm
 
         self.unit = unit
+        # A terminal that reports no width (some ptys) would get an empty bar.
+        sized = _columns(stream) > 0
         self.bar = tqdm(
             desc=label,
             total=None,
             unit=unit,
             file=stream,
-            dynamic_ncols=True,
+            dynamic_ncols=sized,
+            ncols=None if sized else 100,
+            nrows=None if sized else 20,
             bar_format="{desc}: {n_fmt} {unit}s{postfix}",
         )
 
@@ -183,6 +188,13 @@ class BarProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _columns(stream: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 class _AboveTheBar:
