@@ -166,3 +166,24 @@ def test_a_stale_address_file_is_not_trusted(tmp_path: Path, migrated_template: 
             assert client.get("/healthz").status_code == 200
     assert done.returncode == 2
     assert "is in use by another process" in one_line(done.stderr)
+
+
+def test_migrate_through_serve_says_what_it_cannot_do(tmp_path: Path) -> None:
+    """A newer CLI beside an older embedded serve: status shows the pending migration, and
+    applying it is refused with what to do (serve applies migrations when it starts)."""
+    from service.cli import _migrate_through
+    from service.errors import DirectoryInUse, UsageError
+    from service.migrations import discover
+    from service.remote import RunningServe
+
+    shipped = discover()
+    busy = DirectoryInUse("busy", path=tmp_path / "data", pid=4242)
+    with httpx.Client() as client:
+        remote = RunningServe(busy, "http://127.0.0.1:9", None, client)
+        remote.hello = {
+            "database": f"chdb://{tmp_path / 'data'}",
+            "applied": [{"name": m.name, "checksum": m.checksum} for m in shipped[:-1]],
+        }
+        assert _migrate_through(remote, status_only=True) == 1
+        with pytest.raises(UsageError, match=r"cannot apply migrations while serve \(pid 4242\)"):
+            _migrate_through(remote, status_only=False)
