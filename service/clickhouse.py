@@ -44,7 +44,7 @@ from urllib3.exceptions import (
 
 from service.engine_roles import ADMIN, API, ROLES, StatementSettings, statement_settings
 from service.engine_version import version_problem
-from service.errors import EngineUnavailable, Overloaded
+from service.errors import DirectoryInUse, EngineUnavailable, Overloaded
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,10 +153,12 @@ class _EmbeddedLock:
             except BlockingIOError:
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise EngineUnavailable(
+                raise DirectoryInUse(
                     f"embedded ClickHouse data directory {path} is in use by another process "
                     f"(pid {holder}); stop it, or set TA_CLICKHOUSE_URL to another chdb:// "
-                    "directory or a ClickHouse server"
+                    "directory or a ClickHouse server",
+                    path=path,
+                    pid=int(holder) if holder.isdigit() else None,
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
@@ -493,6 +495,13 @@ def _start_family(
 def _connect_embedded(target: Target, settings: Settings) -> ClickHouse:
     path = target.embedded_path
     assert path is not None
+    try:  # an optional extra: a server-only install does not ship the embedded engine
+        import chdb  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable(
+            f"{target.display} needs the embedded engine, which is not installed: "
+            "pip install 'trace-analytics[embedded]' (or set TA_CLICKHOUSE_URL to a server)"
+        ) from None
     _EmbeddedLock.acquire(path)
 
     def open_client(session: str | None) -> Client:
@@ -600,6 +609,9 @@ def describe_error(exc: BaseException, options: Mapping[str, Any] | None = None)
     code = _SERVER_ERROR.search(str(exc))
     if code is not None:
         return f"{code.group(2)} (code {code.group(1)})"
+    status = next((m for m in map(_HTTP_STATUS.search, map(str, chain)) if m), None)
+    if status is not None:
+        return f"HTTP {status.group(1)} (is that a ClickHouse HTTP endpoint?)"
     return _first_line(exc)
 
 
@@ -608,6 +620,9 @@ def describe_error(exc: BaseException, options: Mapping[str, Any] | None = None)
 _SERVER_ERROR = re.compile(
     r"Code: (\d+)\. DB::Exception: (.*?)\.?(?: \(\w+\))?(?: \(version .*\))?\s*$", re.M
 )
+
+
+_HTTP_STATUS = re.compile(r"HTTP status (\d{3})")
 
 
 def _session_id(role: str) -> str:

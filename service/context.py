@@ -24,6 +24,19 @@ from service.migrations import Migration, discover
 from service.settings import Settings
 
 
+class PassLocks:
+    """One lock per periodic pass, so a scheduled run and one asked for over the admin API
+    (`POST /v1/admin/check`, `/v1/admin/rollup`) never run the same pass at once."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __getitem__(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+
 @dataclass
 class AppContext:
     """Shared resources of one running app (tests build several side by side)."""
@@ -42,6 +55,7 @@ class AppContext:
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
     sender: Sender | None = None
+    pass_locks: PassLocks = field(default_factory=PassLocks)
 
     def engine(self, role: str) -> ClickHouse:
         """The engine of one role (`service.engine_roles`: ingest, detect, deliver, ...)."""

@@ -26,6 +26,18 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.http_connections = Gauge(
+            "ta_http_connections",
+            "Open client connections (at most TA_HTTP_MAX_CONNECTIONS).",
+            registry=r,
+        )
+        self.http_connections_dropped = Counter(
+            "ta_http_connections_dropped_total",
+            "Client connections closed by a limit, by reason (over_limit, idle, "
+            "header_timeout, body_timeout, headers_too_large).",
+            ["reason"],
+            registry=r,
+        )
         self.ingested_rows = Counter(
             "ta_ingested_rows_total",
             "Rows written through ingest (POST /v1/ingest and OTLP), by table.",

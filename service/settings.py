@@ -90,7 +90,29 @@ class Settings(BaseSettings):
     host: str | None = Field(
         None, description="Bind address; 127.0.0.1 when no API keys are set, else 0.0.0.0."
     )
-    port: int = Field(8080, ge=1, le=65535, description="Bind port.")
+    port: int = Field(
+        8080, ge=0, le=65535, description="Bind port; 0 picks a free one (see the log line)."
+    )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Admin key the CLI sends to a running `serve`; default: the first key=* "
+        "of TA_API_KEYS.",
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Open client connections `serve` keeps; more get a 503 and are closed.",
+    )
+    http_keepalive_seconds: int = Field(
+        5, ge=1, le=300, description="How long a connection may sit idle before a request."
+    )
+    http_header_timeout_seconds: int = Field(
+        10, ge=1, le=300, description="Time a client has to send a request's headers."
+    )
+    http_body_timeout_seconds: int = Field(
+        60, ge=1, le=3600, description="Time a client has to send a request's body."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
@@ -154,6 +176,13 @@ class Settings(BaseSettings):
         parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("admin_key")
+    @classmethod
+    def _optional_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.shard_index >= self.shard_count:
@@ -177,6 +206,12 @@ class Settings(BaseSettings):
             return self.host
         return "0.0.0.0" if self.api_keys is not None else "127.0.0.1"
 
+    def cli_admin_key(self) -> str | None:
+        """The key the CLI presents to a running `serve`: TA_ADMIN_KEY, else the first `*` key."""
+        if self.admin_key is not None:
+            return self.admin_key.get_secret_value()
+        return next((key for key, project in self.api_key_map().items() if project == "*"), None)
+
     def api_key_map(self) -> dict[str, str]:
         """`{key: project or "*"}` from TA_API_KEYS (empty when auth is off)."""
         if self.api_keys is None:
@@ -187,13 +222,20 @@ class Settings(BaseSettings):
 def parse_api_keys(raw: str) -> dict[str, str]:
     """Parse `k1=acme,k0=*`; the error never repeats a key."""
     keys: dict[str, str] = {}
+    positions: dict[str, int] = {}
     for position, pair in enumerate(p.strip() for p in raw.split(",")):
         if not pair:
             continue
         key, sep, project = pair.partition("=")
         if not sep or not key.strip() or not project.strip():
             raise ValueError(f"entry {position + 1} is not key=project (or key=*)")
-        keys[key.strip()] = project.strip()
+        key = key.strip()
+        if key in keys:
+            raise ValueError(
+                f"entry {position + 1} repeats the key of entry {positions[key] + 1}; "
+                "every key must be unique"
+            )
+        keys[key], positions[key] = project.strip(), position
     if not keys:
         raise ValueError("no key=project pairs found")
     return keys
@@ -224,7 +266,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     if not field:
         return message
     variable = f"TA_{field.upper()}"
-    if field in ("api_keys", "webhook_secret"):
+    if field in ("api_keys", "webhook_secret", "admin_key"):
         return f"{variable}: {message}"
     value = error.get("input")
     shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""

@@ -22,7 +22,17 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import conclusions, durations, health, ingest, jobs, otlp, rollups, traces
+from service.api import (
+    admin,
+    conclusions,
+    durations,
+    health,
+    ingest,
+    jobs,
+    otlp,
+    rollups,
+    traces,
+)
 from service.api.errors import handle_client_error, handle_http_exception, handle_unexpected
 from service.api.openapi import openapi_route
 from service.api.state import State
@@ -64,7 +74,7 @@ def create_app(
             ctx.sender = Sender(settings, transport=delivery_transport)
         if settings.scheduler_enabled:
             jobs = (scheduled_jobs or default_jobs)(ctx)
-            ctx.scheduler = build_scheduler(jobs)
+            ctx.scheduler = build_scheduler(jobs, locks=ctx.pass_locks)
             ctx.scheduler.start()
             log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
         try:
@@ -86,6 +96,7 @@ def create_app(
         *rollups.routes(),
         *durations.routes(),
         *jobs.routes(),
+        *admin.routes(),
     ]
     app = Starlette(
         routes=[*routes, openapi_route(routes)],

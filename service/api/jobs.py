@@ -15,30 +15,13 @@ from starlette.routing import Route
 from service.api.params import int_param, reject_unknown
 from service.api.state import context, principal
 from service.errors import InvalidParameter, NotFound
-from service.jobs.model import STATUSES, Job, progress
+from service.jobs.model import STATUSES, Job, job_to_json
 from service.jobs.store import get_job, list_jobs
-from service.times import format_time
 
 
 def job_json(job: Job) -> dict[str, Any]:
     """A job as the API shows it, with rate and ETA derived from its progress."""
-    derived = progress(job)
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "project_id": job.project_id or None,
-        "params": job.params,
-        "status": job.status,
-        "rows_processed": job.rows_processed,
-        "rows_total": job.rows_total,
-        "rate": None if derived.rate is None else round(derived.rate, 3),
-        "eta_seconds": None if derived.eta_seconds is None else round(derived.eta_seconds, 1),
-        "error": job.error or None,
-        "created_at": format_time(job.created_at),
-        "started_at": format_time(job.started_at),
-        "updated_at": format_time(job.updated_at),
-        "finished_at": format_time(job.finished_at),
-    }
+    return job_to_json(job)
 
 
 def list_jobs_endpoint(request: Request) -> Response:

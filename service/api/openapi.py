@@ -20,6 +20,7 @@ import service
 from service.api.conclusions import RedriveRequest
 from service.durations.definitions import DurationDefinitionIn, DurationDefinitionUpdate
 from service.ingest.models import IngestBatch
+from service.jobs.requests import BackfillRequest
 
 # (path, method) -> the model that validates its JSON body.
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -27,6 +28,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/conclusions/redrive", "POST"): RedriveRequest,
     ("/v1/duration-definitions", "POST"): DurationDefinitionIn,
     ("/v1/duration-definitions/{name}", "PUT"): DurationDefinitionUpdate,
+    ("/v1/jobs", "POST"): BackfillRequest,
 }
 
 _ERROR_SCHEMA = {
