@@ -224,7 +224,8 @@ def test_feed_is_scoped_to_the_callers_project(
         assert len(client.get("/v1/conclusions", headers=acme).json()["data"]) == 1
         assert client.get("/v1/conclusions", headers=globex).json()["data"] == []
         stolen = client.get("/v1/conclusions", params={"project_id": "acme"}, headers=globex)
-        assert stolen.json()["data"] == []
+        assert stolen.status_code == 403
+        assert stolen.json()["error"]["code"] == "forbidden_project"
         as_admin = client.get("/v1/conclusions", params={"project_id": "acme"}, headers=admin)
         assert len(as_admin.json()["data"]) == 1
         assert client.get("/v1/traces/t1", headers=globex).status_code == 404

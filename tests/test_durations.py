@@ -301,10 +301,13 @@ def test_definition_api_validates_and_names_the_field(client: TestClient) -> Non
 
 
 def test_openapi_documents_the_definition_body(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
     post = paths["/v1/duration-definitions"]["post"]
-    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert "name" in schema["required"]
+    assert "201" in post["responses"]
     assert "put" in paths["/v1/duration-definitions/{name}"]
     assert "get" in paths["/v1/traces/{trace_id}/durations"]
 
