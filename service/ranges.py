@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from service.errors import InvalidParameter
-from service.times import ceil_hour, floor_hour
+from service.times import EARLIEST, ceil_hour, floor_hour, format_time
 
 Granularity = Literal["hour", "day"]
 DEFAULT_SPAN = timedelta(days=1)
@@ -42,6 +42,8 @@ def time_range(
     begin = start or to - DEFAULT_SPAN
     if begin >= to:
         raise InvalidParameter("from", "must be before to")
+    if begin < EARLIEST:  # `to` near the window's start, `from` defaulted before it
+        raise InvalidParameter("from", f"must be at or after {format_time(EARLIEST)}")
     if to - begin > timedelta(days=max_range_days):
         raise InvalidParameter(
             "to",

@@ -179,6 +179,10 @@ def test_stats_are_bounded_by_the_range_and_validated(client: TestClient) -> Non
     assert too_long.json()["error"]["message"].startswith("to: range from..to is longer")
     # The same range parser as /v1/usage: `to` defaults to now.
     assert client.get(url, params={"from": day["from"]}).status_code == 200
+    ancient = client.get(url, params={"from": "0999-01-01T00:00:00Z"})
+    assert ancient.status_code == 400
+    message = ancient.json()["error"]["message"]
+    assert message.startswith("from: 0999-01-01T00:00:00.000Z is outside")
 
 
 def test_revision_recomputes_durations_and_moves_stats_without_double_counting(

@@ -165,6 +165,8 @@ def _query_parameters(model: type[Query], schemas: dict[str, Any]) -> list[dict[
         prop = _without_null(prop)
         prop.pop("title", None)
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        if not parameter["required"]:
+            parameter["allowEmptyValue"] = True  # `?since=` is the same as no `since`
         description = prop.pop("description", None)
         if description:
             parameter["description"] = description

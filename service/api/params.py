@@ -32,21 +32,22 @@ from starlette.datastructures import QueryParams
 
 from service.errors import InvalidParameter
 from service.ranges import Granularity
-from service.times import parse_time
+from service.times import parse_time, storable
 
 
 def _time(raw: object) -> datetime:
     if isinstance(raw, datetime):
-        return raw
+        return storable(raw)
     if not isinstance(raw, str):
         raise ValueError("is not an RFC 3339 time")
     try:
-        return parse_time(raw)
+        parsed = parse_time(raw)
     except ValueError:
         raise ValueError(f"{raw!r} is not an RFC 3339 time") from None
+    return storable(parsed)
 
 
-# An RFC 3339 time (no offset: UTC), parsed by the service's one time parser.
+# An RFC 3339 time (no offset: UTC) the storage can hold (`service.times.storable`).
 QueryTime = Annotated[
     datetime,
     PlainValidator(_time),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from service.errors import InvalidBatch, first_validation_error
+from service.errors import FieldError, InvalidBatch, first_validation_error
 
 ObservationType = Literal[
     "span",
@@ -26,10 +26,16 @@ ObservationType = Literal[
 
 def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
     """Metadata is stored as Map(String, String); non-string values are kept as JSON."""
-    return {
-        key: item if isinstance(item, str) else orjson.dumps(item).decode()
-        for key, item in value.items()
-    }
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, str):
+            out[key] = item
+            continue
+        try:
+            out[key] = orjson.dumps(item).decode()
+        except TypeError as exc:  # e.g. an integer beyond 64 bits: a 400, never a 500
+            raise FieldError(key, str(exc)) from None
+    return out
 
 
 # Times without an offset are taken as UTC. The writer converts them when it builds the
@@ -40,10 +46,15 @@ Identifier = Annotated[str, Field(min_length=1, max_length=512)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_strings)]
 
 
+# Strict: a value must already have its JSON type (`"cost": false`, `"input_tokens": "5"`
+# or a numeric `timestamp` are a 400, as the OpenAPI document says), not be coerced.
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 class TraceIn(BaseModel):
     """One trace row; sending the same id again replaces it (newest wins)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     id: Identifier
     project_id: Identifier | None = None
@@ -59,7 +70,7 @@ class TraceIn(BaseModel):
 class ObservationIn(BaseModel):
     """One observation (span, generation, tool call, ...) of a trace."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     id: Identifier
     trace_id: Identifier
@@ -82,7 +93,7 @@ class ObservationIn(BaseModel):
 class IngestBatch(BaseModel):
     """A batch of traces and observations, written all together or not at all."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     traces: list[TraceIn] = Field(default_factory=list)
     observations: list[ObservationIn] = Field(default_factory=list)
