@@ -22,7 +22,12 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 def parse_time(raw: str) -> datetime:
     """An RFC 3339 string as aware UTC; no offset means UTC. Raises ValueError."""
     value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+        raise ValueError(f"{raw!r} is out of range in UTC") from None
 
 
 def storable(value: datetime) -> datetime:

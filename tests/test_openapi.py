@@ -315,3 +315,17 @@ def test_an_empty_parameter_is_the_same_as_none_as_documented(
     empty = client.get("/v1/conclusions", params={"since": "", "limit": "", "status": ""})
     assert empty.status_code == 200
     assert empty.json() == client.get("/v1/conclusions").json()
+
+
+def test_metrics_and_health_endpoints(client: TestClient) -> None:
+    client.get("/healthz")
+    client.get("/v1/traces/missing")
+    client.post("/v1/traces/missing")  # 405: still counted under its route template
+    text = client.get("/metrics").text
+    assert 'ta_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert 'route="/v1/traces/{trace_id}",status="404"' in text
+    assert 'method="POST",route="/v1/traces/{trace_id}",status="405"' in text
+    assert "ta_clickhouse_query_duration_seconds_bucket" in text
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["checks"]["clickhouse"] == "ok"

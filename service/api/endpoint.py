@@ -28,9 +28,22 @@ Adding a route — declare it in its resource module and list it in that module'
         return [endpoint("GET", "/v1/things/{thing_id}", get_thing,
                          query=ThingParams, responses={200: ThingOut})]
 
-`body=Body(Model)` declares a request body (the handler still reads and validates it with
-that model, since size caps and error codes differ per route); `errors=(409,)` adds
-statuses the derived set lacks; `auth=False` only for probes and the document itself.
+and add the module's `routes()` to `service.api.app.api_routes()`. A plain Starlette `Route`
+is refused by the document builder (and so by tests/test_openapi.py).
+
+* `query`: a `service.api.params.Query` model — `ProjectParams` for anything scoped to a
+  project, `NoParams` for none, `IgnoredParams` only for probes.
+* `body=Body(Model)` declares a JSON request body (the handler still reads and validates it
+  with that model, since size caps and error codes differ per route); other media types
+  are listed in `media_types` (`Body(None, media_types=("application/x-protobuf",))` is
+  raw bytes).
+* `responses`: every success status with its body type (a `typing_extensions.TypedDict`,
+  a pydantic model, or `Text(media_type)`), e.g. `{202: Accepted}`.
+* Error statuses are derived: 400 when the query is checked or a body is taken, 401 when
+  authenticated, 403 with `ProjectParams`, 404 with path parameters, 413/415 with a body;
+  `errors=(409, 503)` adds the others a handler raises.
+* `auth=False` only for probes and the document itself.
+
 Handlers may be sync (run in a worker thread) or async.
 """
 
@@ -51,7 +64,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.params import IgnoredParams, ProjectParams, Query, parse_query
+from service.api.params import ProjectParams, Query, parse_query
 from service.api.state import authenticate
 
 Q = TypeVar("Q", bound=Query)
@@ -228,7 +241,6 @@ __all__ = [
     "Body",
     "Endpoint",
     "Handler",
-    "IgnoredParams",
     "Text",
     "build_routes",
     "endpoint",
