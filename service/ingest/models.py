@@ -46,15 +46,10 @@ Identifier = Annotated[str, Field(min_length=1, max_length=512)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_strings)]
 
 
-# Strict: a value must already have its JSON type (`"cost": false`, `"input_tokens": "5"`
-# or a numeric `timestamp` are a 400, as the OpenAPI document says), not be coerced.
-_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
 class TraceIn(BaseModel):
     """One trace row; sending the same id again replaces it (newest wins)."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Identifier
     project_id: Identifier | None = None
@@ -70,7 +65,7 @@ class TraceIn(BaseModel):
 class ObservationIn(BaseModel):
     """One observation (span, generation, tool call, ...) of a trace."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Identifier
     trace_id: Identifier
@@ -93,7 +88,7 @@ class ObservationIn(BaseModel):
 class IngestBatch(BaseModel):
     """A batch of traces and observations, written all together or not at all."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     traces: list[TraceIn] = Field(default_factory=list)
     observations: list[ObservationIn] = Field(default_factory=list)
@@ -102,6 +97,8 @@ class IngestBatch(BaseModel):
 def parse_batch(body: bytes) -> IngestBatch:
     """Validate a JSON body as one batch; raises `InvalidBatch` naming the first bad field."""
     try:
-        return IngestBatch.model_validate_json(body)
+        # Strict: a JSON value must already have its type (`"cost": false`, `"input_tokens":
+        # "5"` or a numeric `timestamp` are a 400, as the OpenAPI document says).
+        return IngestBatch.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise InvalidBatch(*first_validation_error(exc)) from None
