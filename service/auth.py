@@ -2,10 +2,11 @@
 
 With TA_API_KEYS set, every /v1 call needs `Authorization: Bearer <key>`, or
 `Authorization: Basic base64(<anything>:<key>)` (the key is the password, so SDKs that speak
-Basic auth, like Langfuse's with its secret key, work unchanged). A project key
-implies its project; another project's data is reported as not found, never as forbidden,
-so a key cannot probe for ids it may not see. Keys are compared in constant time and never
-logged. Without keys (loopback only), the project comes from the record or `?project_id=`.
+Basic auth, like Langfuse's with its secret key, work unchanged). A project key implies its
+project: naming another one (in a record or in `?project_id=`) is a 403, while another
+project's data is reported as not found, never as forbidden, so a key cannot probe for ids
+it may not see. Keys are compared in constant time and never logged. Without keys
+(loopback only), the project comes from the record or `?project_id=`.
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ class Principal:
         return self.project is None
 
     def read_project(self, requested: str | None) -> str:
-        """The project a read is scoped to."""
-        if self.project is not None:
-            return self.project
-        return requested or DEFAULT_PROJECT
+        """The project a request is scoped to; a key may not name another project (403)."""
+        if self.project is None:
+            return requested or DEFAULT_PROJECT
+        if requested is not None and requested != self.project:
+            raise ForbiddenProject(
+                f"project_id: this API key may only use project {self.project!r}"
+            )
+        return self.project
 
     def write_project(self, record_project: str | None, default: str | None, field: str) -> str:
         """The project a record is written to; a key may not write another project's data."""

@@ -87,7 +87,11 @@ def test_check_and_rollup_answer_the_reports_the_cli_prints(client: TestClient) 
         ({"kind": "rollups.backfill", "definition": "x"}, "definition: only for durations"),
         ({"kind": "rollups.backfill", "hours_per_chunk": 0}, "hours_per_chunk: Input should be"),
         (
-            {"kind": "rollups.backfill", "from": "2026-11-02T00:00:00Z", "to": "2026-11-01"},
+            {
+                "kind": "rollups.backfill",
+                "from": "2026-11-02T00:00:00Z",
+                "to": "2026-11-01T00:00:00Z",
+            },
             "to: must be after from",
         ),
         ({"kind": "everything"}, "kind: Input should be"),
@@ -118,12 +122,16 @@ def test_a_backfill_is_queued_and_resume_says_what_it_can(client: TestClient) ->
 
 
 def test_the_openapi_document_describes_the_admin_routes(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
     for method, path in ENDPOINTS:
         path = path.replace("some-job", "{job_id}")
         assert paths[path][method.lower()]["summary"]
+        assert "403" in paths[path][method.lower()]["responses"]
     body = paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert {"kind", "definition", "from", "to", "hours_per_chunk"} <= set(body["properties"])
+    assert body == {"$ref": "#/components/schemas/BackfillRequest"}
+    fields = document["components"]["schemas"]["BackfillRequest"]["properties"]
+    assert {"kind", "definition", "from", "to", "hours_per_chunk"} <= set(fields)
 
 
 def test_a_scheduled_pass_is_skipped_while_the_same_pass_runs_on_request() -> None:

@@ -513,7 +513,7 @@ def test_the_key_decides_the_project_bearer_or_basic(
 
     headers = basic("pk-lf-anything", "acme-key-123")
     assert post_protobuf(secured, body, **headers).status_code == 200
-    # A project key ignores ?project_id=: it cannot write into another project.
+    # A project key naming another project is refused (403, a Status), as on every route.
     other = protobuf_body([span(ROOT, trace_id="c" * 32)])
     response = secured.post(
         "/v1/traces",
@@ -521,11 +521,12 @@ def test_the_key_decides_the_project_bearer_or_basic(
         content=other,
         headers={**PROTOBUF, "Authorization": "Bearer acme-key-123"},
     )
-    assert response.status_code == 200
+    assert response.status_code == 403
+    assert Status.FromString(response.content).code == 7  # PERMISSION_DENIED
     rows = clickhouse.query_rows(
         "t", sql="SELECT project_id, trace_id FROM observations ORDER BY 2"
     )
-    assert rows == [("acme", TRACE), ("acme", "c" * 32)]
+    assert rows == [("acme", TRACE)]
     as_globex = {"Authorization": "Bearer globex-key-456"}
     assert secured.get(f"/v1/traces/{TRACE}", headers=as_globex).status_code == 404
     as_acme = {"Authorization": "Bearer acme-key-123"}

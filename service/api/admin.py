@@ -25,16 +25,17 @@ from typing import Any
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
 import service
 from service.api.body import read_body
-from service.api.jobs import job_json
-from service.api.params import reject_unknown
+from service.api.endpoint import Body, Endpoint, endpoint
+from service.api.jobs import JobOne, job_json
+from service.api.params import NoParams
 from service.api.state import context, principal
 from service.context import AppContext
 from service.errors import AdminOnly, Conflict, InvalidBody, NotFound
-from service.jobs.requests import create_backfill, parse_backfill_request
+from service.jobs.requests import BackfillRequest, create_backfill, parse_backfill_request
 from service.jobs.store import get_job
 from service.migrations import applied_migrations, compare
 from service.operations import run_check, run_rollup
@@ -61,10 +62,59 @@ def jobs_run_here(ctx: AppContext) -> tuple[bool, str | None]:
     return True, None
 
 
-async def get_schema(request: Request) -> Response:
+class AppliedMigration(TypedDict):
+    name: str
+    checksum: str
+
+
+class JobsHere(TypedDict):
+    run_here: bool
+    reason: str | None
+
+
+class SchemaOut(TypedDict):
+    """The served database, this process, and the schema compared with this build."""
+
+    database: str
+    pid: int
+    version: str
+    applied: list[AppliedMigration]
+    current: str | None
+    wanted: str | None
+    pending: list[str]
+    changed: list[str]
+    unknown: list[str]
+    jobs: JobsHere
+
+
+class DeliveryCountsOut(TypedDict):
+    delivered: int
+    retrying: int
+    dead: int
+    pending: int
+    dead_total: int
+
+
+class CheckOut(TypedDict):
+    """One detection pass and one delivery pass (`delivery` null without TA_ANALYZE_URL)."""
+
+    concluded: int
+    delivery: DeliveryCountsOut | None
+
+
+class RollupOut(TypedDict):
+    """One rollup pass: the line the CLI prints and the buckets still dirty."""
+
+    description: str
+    pending_buckets: int
+    dirty_traces: int
+    buckets: int
+    seconds: float
+
+
+async def get_schema(request: Request, query: NoParams) -> Response:
     """Applied migrations of the served database, and who serves it (admin)."""
     ctx = require_admin(request)
-    reject_unknown(request, set())
     applied = await anyio.to_thread.run_sync(applied_migrations, ctx.clickhouse)
     status = compare(applied, ctx.migrations)
     runs_jobs, reason = jobs_run_here(ctx)
@@ -83,10 +133,9 @@ async def get_schema(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def post_check(request: Request) -> Response:
+def post_check(request: Request, query: NoParams) -> Response:
     """Run one conclusion pass (detect, then deliver) now and report it (admin)."""
     ctx = require_admin(request)
-    reject_unknown(request, set())
     locks = ctx.pass_locks
     with locks["conclusions.detect"], locks["conclusions.deliver"]:
         report = run_check(
@@ -101,19 +150,17 @@ def post_check(request: Request) -> Response:
     return JSONResponse(report.to_json())
 
 
-def post_rollup(request: Request) -> Response:
+def post_rollup(request: Request, query: NoParams) -> Response:
     """Run one rollup pass now and report what it did (admin)."""
     ctx = require_admin(request)
-    reject_unknown(request, set())
     with ctx.pass_locks["rollups.recompute"]:
         report = run_rollup(ctx.clickhouse, ctx.clock)
     return JSONResponse(report.to_json())
 
 
-async def create_job_endpoint(request: Request) -> Response:
+async def create_job_endpoint(request: Request, query: NoParams) -> Response:
     """Queue a backfill job (durations or rollups); this serve runs it (admin, 201)."""
     ctx = require_admin(request)
-    reject_unknown(request, set())
     raw = await read_body(request, _MAX_BODY, empty=InvalidBody("body", "expected a JSON object"))
     backfill = parse_backfill_request(raw)
     job = await anyio.to_thread.run_sync(
@@ -124,10 +171,9 @@ async def create_job_endpoint(request: Request) -> Response:
     return JSONResponse({"job": job_json(job)}, status_code=201)
 
 
-def resume_job_endpoint(request: Request) -> Response:
+def resume_job_endpoint(request: Request, query: NoParams) -> Response:
     """Run a paused or interrupted job as soon as possible (admin, 202)."""
     ctx = require_admin(request)
-    reject_unknown(request, set())
     job_id = request.path_params["job_id"]
     job = get_job(ctx.clickhouse, job_id)
     if job is None:
@@ -146,11 +192,48 @@ def _start_jobs_now(ctx: AppContext) -> None:
     scheduler.modify_job(JOBS_PASS, next_run_time=datetime.now(UTC))
 
 
-def routes() -> list[Route]:
+def routes() -> list[Endpoint]:
+    admin_only = (403,)
     return [
-        Route("/v1/admin/schema", get_schema, methods=["GET"]),
-        Route("/v1/admin/check", post_check, methods=["POST"]),
-        Route("/v1/admin/rollup", post_rollup, methods=["POST"]),
-        Route("/v1/jobs", create_job_endpoint, methods=["POST"]),
-        Route("/v1/jobs/{job_id}/resume", resume_job_endpoint, methods=["POST"]),
+        endpoint(
+            "GET",
+            "/v1/admin/schema",
+            get_schema,
+            query=NoParams,
+            responses={200: SchemaOut},
+            errors=admin_only,
+        ),
+        endpoint(
+            "POST",
+            "/v1/admin/check",
+            post_check,
+            query=NoParams,
+            responses={200: CheckOut},
+            errors=admin_only,
+        ),
+        endpoint(
+            "POST",
+            "/v1/admin/rollup",
+            post_rollup,
+            query=NoParams,
+            responses={200: RollupOut},
+            errors=admin_only,
+        ),
+        endpoint(
+            "POST",
+            "/v1/jobs",
+            create_job_endpoint,
+            query=NoParams,
+            body=Body(BackfillRequest),
+            responses={201: JobOne},
+            errors=admin_only,
+        ),
+        endpoint(
+            "POST",
+            "/v1/jobs/{job_id}/resume",
+            resume_job_endpoint,
+            query=NoParams,
+            responses={202: JobOne},
+            errors=(*admin_only, 409),
+        ),
     ]

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
 from service.api.body import read_body
 from service.api.content import media_type, unsupported_media_type
+from service.api.endpoint import Body, Endpoint, Negotiated, endpoint
+from service.api.params import ProjectParams
 from service.api.state import context, principal
 from service.errors import ClientError, InvalidBody, Overloaded
 from service.ingest.admission import IngestWriter
@@ -49,8 +53,41 @@ class _Outcome:
     written: IngestResult
 
 
-async def export_traces(request: Request) -> Response:
-    """Accept an OTLP trace export; invalid spans are a partial success, not a failure."""
+class ExportRequestJson(BaseModel):
+    """An `ExportTraceServiceRequest` in OTLP/JSON (lowerCamelCase fields, hex ids).
+
+    Described loosely: the service decodes and checks every span itself, and a span that
+    fails is a partial success, not a rejected request.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceSpans: list[dict[str, Any]] | None = Field(
+        None, description="Resources and the spans they emitted (null: none, as in proto3)."
+    )
+
+
+class PartialSuccess(TypedDict, total=False):
+    rejectedSpans: str  # int64 is a string in proto3 JSON
+    errorMessage: str
+
+
+class ExportResponseJson(TypedDict, total=False):
+    """An `ExportTraceServiceResponse` in OTLP/JSON; `partialSuccess` when spans were refused."""
+
+    partialSuccess: PartialSuccess
+
+
+class OtlpParams(ProjectParams):
+    """OTLP exporters send no parameters; `project_id` serves admin keys and keyless use."""
+
+
+async def export_traces(request: Request, query: OtlpParams) -> Response:
+    """Accept an OTLP trace export; invalid spans are a partial success, not a failure.
+
+    The key is checked before the body is read (401 otherwise, as on every /v1 route);
+    failures after that are a `google.rpc.Status` in the request's encoding.
+    """
     ctx = context(request)
     content_type = request.headers.get("content-type")
     encoding = CONTENT_TYPES.get(media_type(content_type) or "")
@@ -63,7 +100,7 @@ async def export_traces(request: Request) -> Response:
     writer: IngestWriter = ctx.writer
     try:
         caller = principal(request)
-        default_project = request.query_params.get("project_id")
+        default_project = query.project_id
         body = await read_body(
             request, ctx.settings.ingest_max_bytes, empty=None, setting="TA_INGEST_MAX_BYTES"
         )
@@ -101,6 +138,11 @@ async def export_traces(request: Request) -> Response:
     return export_response(prepared, encoding)
 
 
+async def export_traces_langfuse(request: Request, query: OtlpParams) -> Response:
+    """Accept an OTLP trace export at the Langfuse SDK's path (same as `POST /v1/traces`)."""
+    return await export_traces(request, query)
+
+
 def export_response(prepared: Prepared, encoding: Encoding) -> Response:
     """200 with an `ExportTraceServiceResponse`; `partial_success` only when spans were rejected."""
     media = _RESPONSE_TYPES[encoding]
@@ -117,6 +159,12 @@ def export_response(prepared: Prepared, encoding: Encoding) -> Response:
         message.partial_success.rejected_spans = prepared.rejected
         message.partial_success.error_message = prepared.error_message
     return Response(message.SerializeToString(), media_type=media)
+
+
+def render_status(request: Request, error: ClientError) -> Response:
+    """An error of the OTLP routes (auth, parameters) as a Status in the request's encoding."""
+    encoding = CONTENT_TYPES.get(media_type(request.headers.get("content-type")) or "", "json")
+    return status_response(error, encoding)
 
 
 def status_response(error: ClientError, encoding: Encoding) -> Response:
@@ -161,5 +209,18 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def routes() -> list[Route]:
-    return [Route(path, export_traces, methods=["POST"]) for path in PATHS]
+def routes() -> list[Endpoint]:
+    handlers = (export_traces, export_traces_langfuse)
+    return [
+        endpoint(
+            "POST",
+            path,
+            handler,
+            query=OtlpParams,
+            body=Body(ExportRequestJson, media_types=tuple(CONTENT_TYPES)),
+            responses={200: Negotiated(ExportResponseJson, "application/x-protobuf")},
+            errors=(503,),
+            render_error=render_status,
+        )
+        for path, handler in zip(PATHS, handlers, strict=True)
+    ]

@@ -58,11 +58,15 @@ class BackfillRequest(BaseModel):
         le=100_000,
         description="durations: concluded traces per chunk (default TA_BACKFILL_BATCH_SIZE).",
     )
+    # strict: an RFC 3339 string only, not a number of seconds (the documented type).
     start: datetime | None = Field(
-        None, alias="from", description="rollups: RFC 3339 start (default: the first row)."
+        None,
+        alias="from",
+        strict=True,
+        description="rollups: RFC 3339 start (default: the first row).",
     )
     end: datetime | None = Field(
-        None, alias="to", description="rollups: RFC 3339 end (default: the last row)."
+        None, alias="to", strict=True, description="rollups: RFC 3339 end (default: the last row)."
     )
     hours_per_chunk: int | None = Field(
         None,
