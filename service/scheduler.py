@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from service.conclusions import jobs as conclusions
 from service.jobs import scheduled as backfill_jobs
 from service.rollups import job as rollups
+from service.rollups.ledger import LedgerWriter
 
 if TYPE_CHECKING:
     from service.api.app import AppContext
@@ -66,6 +67,8 @@ def _logged(job: ScheduledJob) -> Callable[[], None]:
 
 def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
     """Every periodic job `serve` runs, with its interval from settings."""
+    # Rollup passes and rollup backfills both write the ledger: one writer, held in turn.
+    ledger_writer = LedgerWriter()
     jobs: list[ScheduledJob] = []
     jobs.append(
         ScheduledJob(
@@ -84,13 +87,15 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
     jobs.append(
         ScheduledJob(
             "rollups.recompute",
-            lambda: rollups.run_scheduled_pass(ctx),
+            lambda: rollups.run_scheduled_pass(ctx, ledger_writer),
             ctx.settings.rollup_interval_seconds,
         )
     )
     jobs.append(
         ScheduledJob(
-            "jobs.run", lambda: backfill_jobs.run_scheduled(ctx), ctx.settings.jobs_interval_seconds
+            "jobs.run",
+            lambda: backfill_jobs.run_scheduled(ctx, ledger_writer),
+            ctx.settings.jobs_interval_seconds,
         )
     )
     return jobs

@@ -26,6 +26,7 @@ from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import rollup_backfill_params
 from service.jobs.runner import RunOptions, run_job
 from service.jobs.store import ALL_PROJECTS, create_job, get_job, list_jobs
+from service.rollups.ledger import CHUNK_TRACES
 from service.settings import Settings
 from service.times import parse_rfc3339
 
@@ -53,10 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     durations.add_argument(
         "--batch-size", type=int, default=None, help="traces per chunk (TA_BACKFILL_BATCH_SIZE)"
     )
-    rollups = kinds.add_parser("rollups", help="recompute hourly usage/latency rollups")
-    rollups.add_argument("--from", dest="start", help="RFC 3339 start (default: first row)")
-    rollups.add_argument("--to", dest="end", help="RFC 3339 end (default: now)")
-    rollups.add_argument("--hours-per-chunk", type=int, default=6, help="hours per chunk")
+    rollups = kinds.add_parser(
+        "rollups", help="bring the usage/latency rollups of a range's traces up to date"
+    )
+    rollups.add_argument("--from", dest="start", help="RFC 3339 start (default: open)")
+    rollups.add_argument("--to", dest="end", help="RFC 3339 end (default: open)")
+    rollups.add_argument("--batch-size", type=int, default=CHUNK_TRACES, help="traces per chunk")
 
 
 def run_backfill_command(args: argparse.Namespace, ch: ClickHouse, settings: Settings) -> int:
@@ -88,9 +91,9 @@ def _new_job(args: argparse.Namespace, ch: ClickHouse, settings: Settings) -> Jo
         start, end = _parse(args.start, "--from"), _parse(args.end, "--to")
         if start is not None and end is not None and end <= start:
             raise BackfillUsageError("--to: must be after --from")
-        if args.hours_per_chunk < 1:
-            raise BackfillUsageError("--hours-per-chunk: must be at least 1")
-        params = rollup_backfill_params(start, end, args.hours_per_chunk)
+        if args.batch_size < 1:
+            raise BackfillUsageError("--batch-size: must be at least 1")
+        params = rollup_backfill_params(start, end, args.batch_size)
         return create_job(ch, ROLLUPS, ALL_PROJECTS, params, now)
     raise BackfillUsageError("name a backfill: durations, rollups, --resume JOB_ID or --list")
 

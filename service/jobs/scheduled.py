@@ -21,6 +21,7 @@ from service.jobs.model import Job, progress
 from service.jobs.runner import JobKind, RunOptions, run_job
 from service.jobs.store import runnable_jobs, status_counts
 from service.metrics import Metrics
+from service.rollups.ledger import LedgerWriter
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -84,11 +85,11 @@ def _interruptible_sleep(should_stop: Callable[[], bool]) -> Callable[[float], N
     return sleep
 
 
-def run_scheduled(ctx: AppContext) -> list[Job]:
+def run_scheduled(ctx: AppContext, ledger_writer: LedgerWriter | None = None) -> list[Job]:
     """The `jobs.run` scheduled job: stops between chunks when the app shuts down."""
     return run_pending_jobs(
         ctx.clickhouse,
-        default_kinds(),
+        default_kinds(ledger_writer),
         ctx.clock,
         ctx.settings,
         ctx.metrics,

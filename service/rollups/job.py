@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from service.rollups.recompute import RollupPassResult, pending_buckets, run_rollup_pass
+from service.rollups.ledger import LedgerWriter
+from service.rollups.passes import RollupPassResult, pending_buckets, run_rollup_pass
 
 if TYPE_CHECKING:
     from service.api.app import AppContext
@@ -15,13 +16,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_scheduled_pass(ctx: AppContext) -> RollupPassResult | None:
-    """Run one pass unless the app is stopping; a failure keeps its buckets dirty and re-raises."""
-    if ctx.stopping.is_set():
+def run_scheduled_pass(ctx: AppContext, writer: LedgerWriter) -> RollupPassResult | None:
+    """Run one pass on shard 0 unless the app is stopping; a failure keeps its traces dirty.
+
+    The ledger has one writer (service/rollups/ledger.py): every other shard only reads.
+    """
+    if ctx.stopping.is_set() or ctx.settings.shard_index != 0:
         return None
     metrics = ctx.metrics
     try:
-        result = run_rollup_pass(ctx.clickhouse, ctx.clock)
+        result = run_rollup_pass(ctx.clickhouse, ctx.clock, writer=writer)
     except Exception:
         metrics.rollup_pass_failures.inc()
         _record_backlog(ctx)
