@@ -75,7 +75,7 @@ def queries_root() -> Path:
     return _queries_root()
 
 
-# `{{rollups/contributions}}` in a query file (outside comment lines) stands for that file's
+# `{{rollups/measured}}` in a query file (outside comment lines) stands for that file's
 # text, its leading comment lines dropped: one definition of a subquery or expression list
 # shared by several statements.
 _INCLUDE = re.compile(r"\{\{([a-z0-9_/]+)\}\}")

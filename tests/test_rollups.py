@@ -27,7 +27,6 @@ from service.rollups.sketch import (
     ZERO_BUCKET,
     bucket_index,
     bucket_value,
-    position_index,
     quantiles,
 )
 from tests.conftest import observation, trace
@@ -73,12 +72,11 @@ def test_hour_rounding_selects_buckets_overlapping_the_range() -> None:
     assert ceil_hour(floor_hour(t)) == floor_hour(t)
 
 
-def test_dense_positions_map_back_to_buckets() -> None:
-    assert position_index(1) == ZERO_BUCKET
-    assert position_index(2) == 0
-    assert position_index(300) == 298
-    with pytest.raises(ValueError, match="start at 1"):
-        position_index(0)
+def test_zero_milliseconds_has_its_own_bucket_worth_zero() -> None:
+    assert bucket_index(0) == ZERO_BUCKET
+    assert bucket_value(ZERO_BUCKET) == 0.0
+    assert bucket_index(1) == 0
+    assert bucket_value(0) == pytest.approx(1.0, rel=RELATIVE_ACCURACY)
 
 
 def test_watermark_stops_short_of_the_pass_start_and_never_moves_back() -> None:
@@ -146,8 +144,8 @@ def test_sql_buckets_match_python(clickhouse: ClickHouse) -> None:
         " 'ok' AS status FROM (SELECT arrayJoin({ms:Array(UInt64)}) AS ms)),"
         " meta AS (SELECT '' AS project_id, '' AS trace_id, '' AS name, '' AS environment"
         " WHERE 0)"
-        f" SELECT sum_ms, slots FROM ({load_query('rollups/contributions')})"
-        " WHERE kind = 'observation' ORDER BY sum_ms"
+        f" SELECT sum_ms, slots FROM ({load_query('rollups/observation_contributions')})"
+        " ORDER BY sum_ms"
     )
     rows = clickhouse.query_rows("test:buckets", {"ms": durations}, sql=sql)
     assert [(int(ms), list(slots)) for ms, slots in rows] == [
@@ -203,8 +201,7 @@ def test_latency_row_reports_nulls_when_only_orphans() -> None:
         "s_sum_ms": 0,
         "s_orphans": 2,
         "s_skewed": 1,
-        "s_positions": [0, 0, 0, 0],
-        "s_top": 0,
+        "s_slots": [0, 0, 0, 0, 0],
     }
     out = latency_row(row, ("name",))
     assert out["name"] == "llm"

@@ -7,19 +7,19 @@
 -- rollup_ledger, one SummingMergeTree for both row families, told apart by `view`:
 --   * view 'trace': one row per (trace, kind, hour, model, provider, type, name, environment),
 --     what that trace contributes there. Read only by primary key (project_id, 'trace',
---     trace_id) when the trace changes again. Its latency histogram is sparse
---     (`histMap.slot` / `histMap.count`, summed by slot on merges).
+--     trace_id) when the trace changes again.
 --   * bucket views: the same sums with trace_id = '' per hour ('hour_*') or UTC day ('day_*')
 --     and grouping ('hour'/'day' = every key, '*_model', '*_name', '*_total'), so a read is
---     one primary-key range of (project_id, view, '', kind, hour). Their histogram is dense
---     (`hist`, a sumForEach state: element 1 = the 0 ms bucket, element i + 2 = bucket i),
---     merged element-wise, so a 30-day percentile read adds up a few hundred short arrays.
+--     one primary-key range of (project_id, view, '', kind, hour).
+-- The latency histogram is sparse, `histMap.slot` (log bucket) / `histMap.count`, summed by
+-- slot on merges (SummingMergeTree's *Map convention); a read concatenates a range's
+-- histograms and walks them in bucket order (queries/rollups/percentiles.sql).
 -- kind 'observation' rows count observations (usage and observation latency); kind 'trace'
 -- rows count traces (trace latency: last end - first start, bucketed by first start).
 -- Every metric is an exact integer: tokens, whole milliseconds, and cost in units of 1e-12
 -- (`cost_pico`, the float cost rounded once per observation), so a retraction cancels
--- exactly. Rows that sum to zero stay as zero rows (a SummingMergeTree with map or state
--- columns keeps them); reads skip them.
+-- exactly. Rows that sum to zero stay as zero rows (a SummingMergeTree with a *Map column
+-- keeps them); reads skip them.
 CREATE TABLE IF NOT EXISTS rollup_ledger
 (
     project_id       LowCardinality(String),
@@ -42,8 +42,7 @@ CREATE TABLE IF NOT EXISTS rollup_ledger
     orphans          Int64,
     skewed           Int64,
     `histMap.slot`   Array(Int16),
-    `histMap.count`  Array(Int64),
-    hist             AggregateFunction(sumForEach, Array(Int64))
+    `histMap.count`  Array(Int64)
 )
 ENGINE = SummingMergeTree
 ORDER BY (project_id, view, trace_id, kind, hour, model, provider, type, name, environment)

@@ -3,16 +3,17 @@
 -- ledger would both add the change. Re-running after a crash or a replay is exact: the delta
 -- is taken against what the ledger holds, so an applied chunk gives an empty one.
 -- insert_deduplicate = 0: two deltas of a trace can be byte-identical (A -> B, B -> A, A -> B)
--- and a Replicated table must not drop the second. One insert thread and a chunk far below
--- min_insert_block_size_rows keep it one block, one part. The quorum and sequential
+-- and a Replicated table must not drop the second. One insert thread and squashing
+-- thresholds no chunk reaches keep it one block, one part. The quorum and sequential
 -- consistency settings make the next pass, on any replica, read what this one wrote (they
 -- do nothing on tables that are not Replicated).
 INSERT INTO rollup_ledger
     (project_id, view, trace_id, kind, hour, model, provider, type, name, environment,
      n, input_tokens, output_tokens, cost_pico, errors, sum_ms, orphans, skewed,
-     `histMap.slot`, `histMap.count`, hist)
-SETTINGS insert_deduplicate = 0, max_insert_threads = 1, insert_quorum = 'auto',
-         insert_quorum_parallel = 0, select_sequential_consistency = 1
+     `histMap.slot`, `histMap.count`)
+SETTINGS insert_deduplicate = 0, max_insert_threads = 1,
+         min_insert_block_size_rows = 1000000000, min_insert_block_size_bytes = 100000000000,
+         insert_quorum = 'auto', insert_quorum_parallel = 0, select_sequential_consistency = 1
 WITH
     keys AS
     (
@@ -35,15 +36,6 @@ WITH
         FROM traces FINAL
         WHERE (project_id, id) IN (SELECT project_id, trace_id FROM keys)
     )
-SELECT project_id, view, v_trace_id, kind, v_hour, v_model, v_provider, v_type, v_name,
-       v_environment, s_n, s_input_tokens, s_output_tokens, s_cost_pico, s_errors, s_sum_ms,
-       s_orphans, s_skewed,
-       -- Trace rows keep their histogram sparse (read back to retract it), bucket rows dense.
-       if(view = 'trace', h_slots, []),
-       if(view = 'trace', h_counts, []),
-       initializeAggregation('sumForEachState', if(view = 'trace', [], {{rollups/dense_histogram}}))
-FROM
-(
 SELECT
     project_id,
     view,
@@ -63,9 +55,8 @@ SELECT
     sum(d_sum_ms) AS s_sum_ms,
     sum(d_orphans) AS s_orphans,
     sum(d_skewed) AS s_skewed,
-    sumMap(d_slots, d_counts) AS s_histogram,
-    s_histogram.1 AS h_slots,
-    s_histogram.2 AS h_counts
+    tupleElement(sumMap(d_slots, d_counts) AS s_histogram, 1) AS v_slots,
+    tupleElement(s_histogram, 2) AS v_counts
 FROM
 (
     -- The change per trace row: now minus then.
@@ -83,10 +74,9 @@ FROM
            d_histogram.2 AS d_counts
     FROM
     (
-        SELECT project_id, trace_id, kind, hour, model, provider, type, name, environment,
-               n, input_tokens, output_tokens, cost_pico, errors, sum_ms, orphans, skewed,
-               slots, counts
-        FROM ({{rollups/contributions}})
+        {{rollups/observation_contributions}}
+        UNION ALL
+        {{rollups/trace_contributions}}
         UNION ALL
         SELECT project_id, trace_id, toString(kind), hour, model, provider, type, name,
                environment, -n, -input_tokens, -output_tokens, -cost_pico, -errors, -sum_ms,
@@ -108,5 +98,4 @@ GROUP BY project_id, view, v_trace_id, kind, v_hour, v_model, v_provider, v_type
          v_environment
 HAVING s_n != 0 OR s_input_tokens != 0 OR s_output_tokens != 0 OR s_cost_pico != 0
     OR s_errors != 0 OR s_sum_ms != 0 OR s_orphans != 0 OR s_skewed != 0
-    OR notEmpty(h_slots)
-)
+    OR notEmpty(v_slots)

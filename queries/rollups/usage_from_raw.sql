@@ -1,4 +1,4 @@
--- Usage computed from live raw rows (the fallback and verification path), with the ledger's own contribution rules: a FINAL scan of the project's observations starting in the range, O(rows in range).
+-- Usage computed from live raw rows (the fallback and verification path) with the ledger's own contribution rules: a FINAL scan of the project's observations starting in the range, O(rows in range).
 WITH
     live AS
     (
@@ -13,14 +13,6 @@ WITH
         SELECT project_id, id AS trace_id, name, environment
         FROM traces FINAL
         WHERE project_id = {project_id:String}
-    )
-SELECT {{rollups/read_keys}},
-       sum(n) AS s_observations,
-       sum(input_tokens) AS s_input_tokens,
-       sum(output_tokens) AS s_output_tokens,
-       sum(cost_pico) AS s_cost_pico,
-       sum(errors) AS s_errors
-FROM ({{rollups/contributions}})
-WHERE kind = 'observation'
-GROUP BY bucket, g_model, g_provider, g_type, g_name, g_environment
-ORDER BY bucket, g_model, g_provider, g_type, g_name, g_environment
+    ),
+    source AS ({{rollups/observation_contributions}})
+{{rollups/usage_rows}}

@@ -1,6 +1,6 @@
 """Read paths of `/v1/usage` and `/v1/latency`: the ledger's bucket views, or raw rows on request.
 
-Both paths compute the same contributions (queries/rollups/contributions.sql) and return the
+Both paths compute the same contributions (queries/rollups/*_contributions.sql) and return the
 same rows, so the raw path is a drop-in fallback (the `TA_ROLLUP_READ_FROM_RAW` safety
 switch) and a per-request verification (`source=raw`). Percentiles and `max_ms` come from
 log-bucket histograms (see `service.rollups.sketch`): each is within 1% (relative) of the
@@ -21,7 +21,7 @@ from service.rollups.request import (
     LatencyQuery,
     RangeQuery,
 )
-from service.rollups.sketch import bucket_value, position_index
+from service.rollups.sketch import bucket_value
 from service.times import rfc3339_compact
 
 # The levels the SQL reads off each merged histogram, in this order.
@@ -75,7 +75,11 @@ def fetch_latency(ch: ClickHouse, query: LatencyQuery) -> list[dict[str, Any]]:
     params = _params(query.range, LATENCY_GROUP_KEYS)
     params["kind"] = query.level
     if query.range.source == "raw":
-        name = "rollups/latency_from_raw"
+        name = (
+            "rollups/trace_latency_from_raw"
+            if query.level == "trace"
+            else "rollups/latency_from_raw"
+        )
     else:
         name = "rollups/latency_from_ledger"
         params["hour_view"], params["day_view"] = latency_views(query.level, query.range.group_by)
@@ -138,10 +142,12 @@ def latency_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any
     count = int(row["s_count"])
     out["count"] = count
     out["avg_ms"] = float(row["s_sum_ms"]) / count if count else None
-    for label, position in zip(PERCENTILES, row["s_positions"], strict=True):
-        out[label] = bucket_value(position_index(int(position))) if count else None
-    # Not additive, so not kept exactly: the highest non-empty bucket's value (within 1%).
-    out["max_ms"] = bucket_value(position_index(int(row["s_top"]))) if count else None
+    # The SQL reads p50, p90, p95, p99 and the max (rank n - 1) off the same histogram: the
+    # max is not additive, so it is not kept exactly but within 1%, like the percentiles.
+    *levels, top = (bucket_value(int(slot)) if count else None for slot in row["s_slots"])
+    for label, value in zip(PERCENTILES, levels, strict=True):
+        out[label] = value
+    out["max_ms"] = top
     out["orphans"] = int(row["s_orphans"])
     out["skewed"] = int(row["s_skewed"])
     return out
