@@ -86,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollup = sub.add_parser(
         "rollup",
-        help="run one rollup pass (recompute dirty usage/latency buckets) and exit",
-        description="Recompute every (project, hour) bucket touched since the rollup "
-        "watermark from live raw rows, publish it, advance the watermark, print what it did. "
-        "The first pass on a database covers all history. Safe to run while `serve` runs.",
+        help="run one rollup pass (bring changed traces' usage/latency up to date) and exit",
+        description="Bring every trace touched since the rollup watermark up to date in the "
+        "rollup ledger, advance the watermark, print what it did. The first pass on a "
+        "database covers the 30 days of activity kept. The ledger has one writer: against "
+        "a server, don't run this while a `serve` on shard 0 runs its passes.",
     )
     rollup.set_defaults(command=run_rollup)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from service.jobs.rollups_backfill import RollupsBackfill, rollup_backfill_param
 from service.jobs.runner import run_job
 from service.jobs.store import create_job, get_job
 from service.migrations import discover
-from service.rollups import run_rollup_pass
+from service.rollups import read_watermark, run_rollup_pass
 from service.rollups.ledger import START, apply_chunk, new_batch, stage_activity
 from tests.conftest import observation, trace
 
@@ -178,6 +179,11 @@ def test_upgrading_a_database_with_history_queues_one_rollups_backfill(
             clickhouse.command("test:migrate", sql=statement)
     queued = get_job(clickhouse, "rollups-ledger-0009")
     assert queued is not None
+    # Passes start an hour before the upgrade: older history is the backfill's.
+    watermark = read_watermark(clickhouse)
+    assert watermark is not None
+    real_now = datetime.now(UTC)
+    assert real_now - timedelta(hours=2) < watermark < real_now
     assert (queued.kind, queued.status, queued.project_id) == (ROLLUPS, "queued", "")
     done = run_job(clickhouse, queued, default_kinds(), clock)
     assert (done.status, done.rows_processed) == ("done", 1)
@@ -186,6 +192,7 @@ def test_upgrading_a_database_with_history_queues_one_rollups_backfill(
     assert served[0]["observations"] == 1
 
 
-def test_a_fresh_database_gets_no_backfill(clickhouse: ClickHouse) -> None:
+def test_a_fresh_database_gets_no_backfill_and_no_watermark(clickhouse: ClickHouse) -> None:
     rows = clickhouse.query_rows("test:jobs", sql="SELECT count() FROM jobs")
     assert rows[0][0] == 0
+    assert read_watermark(clickhouse) is None

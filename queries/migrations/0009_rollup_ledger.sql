@@ -49,7 +49,8 @@ ORDER BY (project_id, view, trace_id, kind, hour, model, provider, type, name, e
 SETTINGS index_granularity = 1024;
 
 -- The traces one pass or one backfill job brings up to date, staged once so every chunk reads
--- its keys by primary key (no key list ever travels in a statement). Two days of scratch.
+-- its keys by primary key (no key list ever travels in a statement). Two days of scratch (a
+-- backfill paused longer stages its range again).
 CREATE TABLE IF NOT EXISTS rollup_batches
 (
     batch       UInt64,
@@ -60,18 +61,26 @@ CREATE TABLE IF NOT EXISTS rollup_batches
 ENGINE = MergeTree
 PARTITION BY toDate(created_at)
 ORDER BY (batch, project_id, trace_id)
-TTL created_at + INTERVAL 7 DAY
+TTL created_at + INTERVAL 2 DAY
 SETTINGS ttl_only_drop_parts = 1;
 
 -- An upgraded database has history but an empty ledger: queue one rollups backfill over all
--- of it (paced, resumable, visible in /v1/jobs). A fresh database has no rows and gets none.
--- The fixed id makes a re-run of this migration write the same job again, not a second one.
+-- of it (paced, resumable, visible in /v1/jobs), and start the passes' watermark an hour
+-- before now, so passes take what changes from here on and the first one does not redo 30
+-- days of activity the backfill covers. A fresh database has no rows and gets neither: its
+-- first pass takes all the activity there is. The fixed job id makes a re-run of this
+-- migration write the same job again, not a second one.
 INSERT INTO jobs
     (id, project_id, kind, params, status, rows_processed, rows_total, cursor, snapshot_at,
      created_at, started_at, run_started_at, run_rows_start, finished_at, updated_at, error)
 SELECT 'rollups-ledger-0009', '', 'rollups.backfill',
        '{"from":null,"to":null,"batch_size":2000}', 'queued', 0, 0, '{}', NULL,
        now64(6), NULL, NULL, 0, NULL, now64(6), ''
+FROM system.one
+WHERE (SELECT count() FROM observations) > 0;
+
+INSERT INTO rollup_state (name, cursor)
+SELECT 'rollups.ledger', now64(6) - INTERVAL 1 HOUR
 FROM system.one
 WHERE (SELECT count() FROM observations) > 0;
 

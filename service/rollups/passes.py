@@ -6,8 +6,9 @@ batch and applies it in bounded chunks (service/rollups/ledger.py), so its cost 
 number of changed traces, not the size of the hours they touch or of history. The watermark
 advances only after every chunk succeeded, to (pass start - safety lag), so rows whose insert
 was still landing when the pass read are read again next time (applying is idempotent).
-With no watermark yet, the first pass takes every trace the activity table keeps (30 days);
-older history is the rollups backfill's (migration 0009 queues one on an upgraded database).
+With no watermark yet (a fresh database), the first pass takes every trace the activity
+table keeps (30 days). On a database upgraded from the bucket design, migration 0009 queues
+a rollups backfill over all history and starts the watermark an hour before the upgrade.
 """
 
 from __future__ import annotations
