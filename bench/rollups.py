@@ -221,10 +221,11 @@ class Trickle(threading.Thread):
         tick = 0
         while not self.stop.wait(self.interval):
             now = datetime.now(UTC)
+            # Rows starting from now on: after every read window, so both paths agree.
             params = {
                 "project": PROJECT,
                 "prefix": f"live{tick}-",
-                "start": now - timedelta(minutes=5),
+                "start": now,
                 "span_ms": 300_000,
                 "traces": max(1, self.per_tick // 10),
                 "rows": self.per_tick,

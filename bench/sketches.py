@@ -9,7 +9,7 @@ Issue 9.4 asks whether `quantileDD` states could replace the hand-made histogram
   q*(n-1), per bucket and over the whole range, for both (both are DDSketch at 1%);
 * merge cost: a 30-day read merging one stored state per (day, group), timed both ways
   (our sparse histograms through queries/rollups/latency_rows.sql, the statement the
-  ledger read uses: entries summed per log bucket, walked in order; quantilesDDMerge over
+  ledger read uses: each laid out dense and added with sumForEach; quantilesDDMerge over
   quantileDD states);
 * retraction: whether a state can take a contribution back, which the ledger needs to
   stay exact when a trace changes (ours: adding negative counts; quantileDD: no operation).
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from service.clickhouse import ClickHouse, connect, load_query
-from service.rollups.sketch import bucket_value
+from service.rollups.sketch import bucket_value, position_index
 from service.settings import Settings
 
 LEVELS = (0.5, 0.9, 0.95, 0.99)
@@ -129,8 +129,10 @@ def main() -> None:
             ours_p50, ours_p95, ours_rows = timed(ch, READ_OURS, args.iterations, READ_PARAMS)
             theirs_p50, theirs_p95, theirs_rows = timed(ch, READ_THEIRS, args.iterations)
             # latency_rows: bucket, g_name, g_model, g_provider, g_type, s_count, s_sum_ms,
-            # s_orphans, s_skewed, h_buckets, h_running, s_slots (p50 .. p99, max).
-            ours = [[bucket_value(int(slot)) for slot in row[-1][:4]] for row in ours_rows]
+            # s_orphans, s_skewed, h_running, s_positions (p50 .. p99, max).
+            ours = [
+                [bucket_value(position_index(int(p))) for p in row[-1][:4]] for row in ours_rows
+            ]
             theirs = [[float(v) for v in row[1]] for row in theirs_rows]
             print(
                 f"{args.rows:,} durations, {args.days} days x {args.groups} groups, "

@@ -27,6 +27,7 @@ from service.rollups.sketch import (
     ZERO_BUCKET,
     bucket_index,
     bucket_value,
+    position_index,
     quantiles,
 )
 from tests.conftest import observation, trace
@@ -77,6 +78,14 @@ def test_zero_milliseconds_has_its_own_bucket_worth_zero() -> None:
     assert bucket_value(ZERO_BUCKET) == 0.0
     assert bucket_index(1) == 0
     assert bucket_value(0) == pytest.approx(1.0, rel=RELATIVE_ACCURACY)
+
+
+def test_dense_positions_map_back_to_buckets() -> None:
+    assert position_index(1) == ZERO_BUCKET
+    assert position_index(2) == 0
+    assert position_index(300) == 298
+    with pytest.raises(ValueError, match="start at 1"):
+        position_index(0)
 
 
 def test_watermark_stops_short_of_the_pass_start_and_never_moves_back() -> None:
@@ -201,7 +210,7 @@ def test_latency_row_reports_nulls_when_only_orphans() -> None:
         "s_sum_ms": 0,
         "s_orphans": 2,
         "s_skewed": 1,
-        "s_slots": [0, 0, 0, 0, 0],
+        "s_positions": [0, 0, 0, 0, 0],
     }
     out = latency_row(row, ("name",))
     assert out["name"] == "llm"

@@ -14,5 +14,6 @@ WITH
         FROM traces FINAL
         WHERE project_id = {project_id:String}
     ),
-    source AS ({{rollups/observation_contributions}})
+    contributions AS ({{rollups/observation_contributions}}),
+    source AS ({{rollups/raw_histograms}})
 {{rollups/latency_rows}}

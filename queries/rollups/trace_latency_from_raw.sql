@@ -19,10 +19,11 @@ WITH
         FROM traces FINAL
         WHERE project_id = {project_id:String}
     ),
-    source AS
+    contributions AS
     (
         SELECT *
         FROM ({{rollups/trace_contributions}})
         WHERE hour >= {lo:DateTime('UTC')} AND hour < {hi:DateTime('UTC')}
-    )
+    ),
+    source AS ({{rollups/raw_histograms}})
 {{rollups/latency_rows}}

@@ -21,7 +21,7 @@ from service.rollups.request import (
     LatencyQuery,
     RangeQuery,
 )
-from service.rollups.sketch import bucket_value
+from service.rollups.sketch import bucket_value, position_index
 from service.times import rfc3339_compact
 
 # The levels the SQL reads off each merged histogram, in this order.
@@ -144,7 +144,10 @@ def latency_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any
     out["avg_ms"] = float(row["s_sum_ms"]) / count if count else None
     # The SQL reads p50, p90, p95, p99 and the max (rank n - 1) off the same histogram: the
     # max is not additive, so it is not kept exactly but within 1%, like the percentiles.
-    *levels, top = (bucket_value(int(slot)) if count else None for slot in row["s_slots"])
+    *levels, top = (
+        bucket_value(position_index(int(position))) if count else None
+        for position in row["s_positions"]
+    )
     for label, value in zip(PERCENTILES, levels, strict=True):
         out[label] = value
     out["max_ms"] = top
