@@ -92,6 +92,38 @@ def test_a_change_is_one_part_holding_only_the_changed_traces_and_their_buckets(
     assert served == raw
 
 
+def test_a_chunk_read_in_many_small_blocks_still_lands_as_one_part(
+    client: TestClient, no_merges: ClickHouse, clock: ManualClock
+) -> None:
+    ingest(
+        client,
+        traces=[trace(f"t{i}", environment=("prod", "dev")[i % 2]) for i in range(60)],
+        observations=[
+            observation(
+                f"o{i}",
+                f"t{i % 60}",
+                name=f"step{i % 7}",
+                start_time=f"2026-11-22T{i % 24:02d}:00:00Z",
+                end_time=f"2026-11-22T{i % 24:02d}:00:0{i % 10}Z",
+            )
+            for i in range(600)
+        ],
+    )
+    before = active_parts(no_merges)
+    # Tiny read blocks: the insert's squashing must still glue them into one block.
+    no_merges._settings["max_block_size"] = 37
+    try:
+        result = run_rollup_pass(no_merges, clock)
+    finally:
+        del no_merges._settings["max_block_size"]
+    assert (result.dirty_traces, result.chunks) == (60, 1)
+    new = [part for part in active_parts(no_merges) if part not in before]
+    assert len(new) == 1
+    assert len(traces_in_part(no_merges, new[0])) == 60
+    served, raw = served_and_raw(client, "/v1/latency", group_by="name")
+    assert served == raw
+
+
 def test_bringing_up_to_date_traces_that_did_not_change_writes_no_part(
     client: TestClient, no_merges: ClickHouse, clock: ManualClock
 ) -> None:
