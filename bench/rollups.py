@@ -280,7 +280,8 @@ def reads(rows: int, iterations: int, raw_iterations: int, interval: float, port
     with tempfile.TemporaryDirectory(prefix="ta-bench-rollups-") as tmp:
         settings, ch = open_store(tmp)
         try:
-            now = datetime.now(UTC)
+            # Read windows end at an hour boundary; the rows landing meanwhile start after it.
+            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
             started = time.perf_counter()
             load(ch, "t", rows, now - timedelta(days=SPAN_DAYS), timedelta(days=SPAN_DAYS))
             print(f"\n== {rows:,} observations ({rows // 10:,} traces, {SPAN_DAYS} days) ==")

@@ -6,14 +6,16 @@
 -- and a Replicated table must not drop the second. One insert thread and squashing
 -- thresholds no chunk reaches keep it one block, one part. The quorum and sequential
 -- consistency settings make the next pass, on any replica, read what this one wrote (they
--- do nothing on tables that are not Replicated).
+-- do nothing on tables that are not Replicated). Background work: one thread at a lower OS
+-- priority (where the server may renice), so API reads keep a core.
 INSERT INTO rollup_ledger
     (project_id, view, trace_id, kind, hour, model, provider, type, name, environment,
      n, input_tokens, output_tokens, cost_pico, errors, sum_ms, orphans, skewed,
      `histMap.slot`, `histMap.count`)
 SETTINGS insert_deduplicate = 0, max_insert_threads = 1,
          min_insert_block_size_rows = 1000000000, min_insert_block_size_bytes = 100000000000,
-         insert_quorum = 'auto', insert_quorum_parallel = 0, select_sequential_consistency = 1
+         insert_quorum = 'auto', insert_quorum_parallel = 0, select_sequential_consistency = 1,
+         max_threads = 1, os_thread_priority = 10
 WITH
     keys AS
     (
