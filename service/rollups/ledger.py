@@ -40,8 +40,8 @@ START: Key = ("", "")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Past the last second a DateTime column holds: an open upper bound.
 END_OF_TIME = datetime(2106, 1, 1, tzinfo=UTC)
-# Traces per apply statement: its insert is a few rows per trace, far below the block size
-# at which ClickHouse would split one insert into several parts.
+# Traces per apply statement: bounds its memory and how long it holds the writer (its insert
+# stays one part at any size: apply.sql sets squashing thresholds no chunk reaches).
 CHUNK_TRACES = 2000
 
 
