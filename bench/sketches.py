@@ -68,7 +68,8 @@ WITH source AS
            '' AS type, toString(grp) AS name, '' AS environment, arraySum(h_counts) AS n,
            0 AS sum_ms, 0 AS orphans, 0 AS skewed, h_slots AS slots, h_counts AS counts
     FROM ours
-)
+),
+{load_query("rollups/running_histogram")}
 {load_query("rollups/latency_rows")}
 """
 # latency_rows' parameters: one bucket for the whole range, grouped by name (the group).
@@ -128,8 +129,8 @@ def main() -> None:
             exact = [[float(v) for v in row[1]] for row in ch.query_rows("bench:exact", sql=EXACT)]
             ours_p50, ours_p95, ours_rows = timed(ch, READ_OURS, args.iterations, READ_PARAMS)
             theirs_p50, theirs_p95, theirs_rows = timed(ch, READ_THEIRS, args.iterations)
-            # latency_rows: bucket, g_name, g_model, g_provider, g_type, s_count, s_sum_ms,
-            # s_orphans, s_skewed, h_running, s_positions (p50 .. p99, max).
+            # latency_rows: bucket, the g_* keys, s_n, s_sum_ms, s_orphans, s_skewed, s_count,
+            # s_positions (p50 .. p99, max): the positions come last.
             ours = [
                 [bucket_value(position_index(int(p))) for p in row[-1][:4]] for row in ours_rows
             ]

@@ -15,5 +15,6 @@ WITH
         WHERE project_id = {project_id:String}
     ),
     contributions AS ({{rollups/observation_contributions}}),
-    source AS ({{rollups/raw_histograms}})
+    source AS ({{rollups/raw_histograms}}),
+    {{rollups/running_histogram}}
 {{rollups/latency_rows}}

@@ -25,5 +25,6 @@ WITH
         FROM ({{rollups/trace_contributions}})
         WHERE hour >= {lo:DateTime('UTC')} AND hour < {hi:DateTime('UTC')}
     ),
-    source AS ({{rollups/raw_histograms}})
+    source AS ({{rollups/raw_histograms}}),
+    {{rollups/running_histogram}}
 {{rollups/latency_rows}}
