@@ -21,6 +21,7 @@ from service.engine_roles import API, INGEST
 from service.ingest.admission import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
+from service.rollups.cache import ReadCache
 from service.rollups.ledger import LedgerWriter
 from service.settings import Settings
 
@@ -52,6 +53,8 @@ class AppContext:
     keyring: KeyRing
     migrations: list[Migration]
     writer: IngestWriter
+    # Rollup answers until the ledger or the watermark changes (TA_ROLLUP_READ_CACHE_MB).
+    read_cache: ReadCache
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
@@ -90,4 +93,5 @@ def build_context(
             max_concurrent=settings.ingest_max_concurrent_writes,
             retry_after=settings.ingest_retry_after_seconds,
         ),
+        read_cache=ReadCache(settings.rollup_read_cache_mb * 1024 * 1024),
     )

@@ -161,6 +161,13 @@ class Metrics:
             "Now minus the rollup watermark (refreshed each pass and each rollup read).",
             registry=r,
         )
+        self.rollup_read_cache = Counter(
+            "ta_rollup_read_cache_total",
+            "Rollup reads by how their answer was found: kept (hit), computed (miss), or "
+            "computed on request (refresh: Cache-Control: no-cache).",
+            ["outcome"],
+            registry=r,
+        )
 
     def observe_query(self, name: str, seconds: float) -> None:
         """A `ClickHouse` observer: one histogram sample per statement."""

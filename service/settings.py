@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     rollup_read_from_raw: bool = Field(
         False, description="Safety switch: serve /v1/usage and /v1/latency from raw rows."
     )
+    rollup_read_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Memory for /v1/usage and /v1/latency answers kept until the ledger or "
+        "the watermark changes; 0 turns the cache off.",
+    )
     max_range_days: int = Field(400, ge=1, description="Longest from..to range a read API accepts.")
 
     # Process

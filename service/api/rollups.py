@@ -4,6 +4,10 @@ Both answer `{"data": [...], "freshness": {"watermark", "lag_seconds", "source"}
 rollup tables serve by default; `TA_ROLLUP_READ_FROM_RAW=true` (or `source=raw` on one
 request, for verification) computes the same rows from raw data instead. Reads are scoped
 to the caller's project, so a project key can only ever verify its own project.
+
+A rollup answer is kept until the ledger or the watermark changes (`service.rollups.cache`);
+a request with `Cache-Control: no-cache` has its answer computed again, and one with
+`no-store` leaves what it computed out of the cache.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any, NotRequired
 
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from typing_extensions import TypedDict
 
 from service.api.endpoint import Endpoint, endpoint
@@ -20,7 +24,7 @@ from service.api.params import RangeParams
 from service.api.schemas import Time
 from service.api.state import caller_project, context
 from service.ranges import time_range
-from service.rollups.read import Freshness, fetch_latency, fetch_usage, freshness
+from service.rollups.read import read_answer
 from service.rollups.request import (
     LATENCY_GROUP_KEYS,
     TRACE_GROUP_KEYS,
@@ -114,20 +118,14 @@ class LatencyOut(TypedDict):
 def get_usage(request: Request, query: UsageParams) -> Response:
     """Tokens, cost, counts and errors per hour or day, optionally grouped."""
     ask = _range(request, query, query.group_by, query.source, USAGE_GROUP_KEYS)
-    ctx = context(request)
-    fresh = _freshness(request, ask)
-    return _respond(fresh, fetch_usage(ctx.clickhouse, ask))
+    return _answer(request, ask)
 
 
 def get_latency(request: Request, query: LatencyParams) -> Response:
     """Latency count, avg, p50/p90/p95/p99 and max per hour or day, for observations or traces."""
     keys = TRACE_GROUP_KEYS if query.level == "trace" else LATENCY_GROUP_KEYS
     ask = _range(request, query, query.group_by, query.source, keys)
-    ctx = context(request)
-    fresh = _freshness(request, ask)
-    return _respond(
-        fresh, fetch_latency(ctx.clickhouse, LatencyQuery(range=ask, level=query.level))
-    )
+    return _answer(request, LatencyQuery(range=ask, level=query.level))
 
 
 def _range(
@@ -155,17 +153,29 @@ def _range(
     )
 
 
-def _freshness(request: Request, query: RangeQuery) -> Freshness:
-    """The watermark, read BEFORE the rows so the rows are at least that fresh."""
+def _answer(request: Request, query: RangeQuery | LatencyQuery) -> Response:
     ctx = context(request)
-    fresh = freshness(ctx.clickhouse, query.source, ctx.clock())
-    if fresh.lag_seconds is not None and query.source == "rollup":
-        ctx.metrics.rollup_lag.set(fresh.lag_seconds)
-    return fresh
+    directives = _cache_control(request)
+    answer = read_answer(
+        ctx.clickhouse,
+        ctx.read_cache,
+        query,
+        ctx.clock(),
+        refresh="no-cache" in directives,
+        keep="no-store" not in directives,
+    )
+    if answer.outcome != "raw" and answer.freshness.lag_seconds is not None:
+        ctx.metrics.rollup_lag.set(answer.freshness.lag_seconds)
+    if answer.outcome in ("hit", "miss", "refresh"):
+        ctx.metrics.rollup_read_cache.labels(answer.outcome).inc()
+    return Response(answer.body(), media_type="application/json")
 
 
-def _respond(fresh: Freshness, rows: list[dict[str, Any]]) -> Response:
-    return JSONResponse({"data": rows, "freshness": fresh.to_json()})
+def _cache_control(request: Request) -> set[str]:
+    """The request's `Cache-Control` directives: `no-cache` computes the answer again
+    instead of reusing a kept one, `no-store` does not keep the answer it computes."""
+    header = request.headers.get("cache-control", "")
+    return {directive.strip().lower() for directive in header.split(",")}
 
 
 def routes() -> list[Endpoint]:

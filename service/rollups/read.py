@@ -5,15 +5,22 @@ same rows, so the raw path is a drop-in fallback (the `TA_ROLLUP_READ_FROM_RAW` 
 switch) and a per-request verification (`source=raw`). Percentiles and `max_ms` come from
 log-bucket histograms (see `service.rollups.sketch`): each is within 1% (relative) of the
 true value at its rank, whatever the range, and identical on both paths.
+
+`read_answer` is what a request runs: one small statement for the version of the ledger
+and watermark, then the cached answer of that version (`service.rollups.cache`), or the
+watermark and the rows read in that order, so a response is never older than it says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+import orjson
 
 from service.clickhouse import ClickHouse
+from service.rollups.cache import CachedAnswer, ReadCache
 from service.rollups.passes import read_watermark
 from service.rollups.request import (
     LATENCY_GROUP_KEYS,
@@ -48,13 +55,73 @@ class Freshness:
         }
 
 
-def freshness(ch: ClickHouse, source: str, now: datetime) -> Freshness:
-    """The rollup watermark (raw reads are current as of `now`)."""
-    if source == "raw":
-        return Freshness(watermark=now, source="raw", lag_seconds=0.0)
-    watermark = read_watermark(ch)
+def rollup_freshness(watermark: datetime | None, now: datetime) -> Freshness:
+    """A rollup answer's freshness at `now` (pure)."""
     lag = None if watermark is None else max(0.0, (now - watermark).total_seconds())
     return Freshness(watermark=watermark, source="rollup", lag_seconds=lag)
+
+
+# How a rollup answer was found: in the cache, computed (the cache missed, was asked to
+# refresh, or is off), or computed from raw rows (never cached).
+Outcome = Literal["hit", "miss", "refresh", "off", "raw"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A read's answer: its freshness and its rows, already encoded as a JSON array."""
+
+    freshness: Freshness
+    data: bytes
+    outcome: Outcome
+
+    def body(self) -> bytes:
+        """The response body: `{"data": [...], "freshness": {...}}`."""
+        return b'{"data":%b,"freshness":%b}' % (self.data, orjson.dumps(self.freshness.to_json()))
+
+
+def read_version(ch: ClickHouse) -> int:
+    """A fingerprint of the ledger's and the watermark's active parts (see `rollups.cache`)."""
+    return int(ch.query_rows("rollups/read_version")[0][0])
+
+
+def read_answer(
+    ch: ClickHouse,
+    cache: ReadCache,
+    query: RangeQuery | LatencyQuery,
+    now: datetime,
+    *,
+    refresh: bool = False,
+    keep: bool = True,
+) -> Answer:
+    """Answer a usage (`RangeQuery`) or latency (`LatencyQuery`) read.
+
+    Rollup reads: the version first, then the cached answer of that version unless
+    `refresh`; else the watermark, THEN the rows (so the rows are at least that fresh),
+    stored (when `keep`) for the next request asking the same at the same version.
+    """
+    source = query.range.source if isinstance(query, LatencyQuery) else query.source
+    if source == "raw":
+        fresh = Freshness(watermark=now, source="raw", lag_seconds=0.0)
+        return Answer(fresh, orjson.dumps(_fetch(ch, query)), "raw")
+    # Neither looked up nor kept (`no-cache, no-store`): the cache plays no part, as when off.
+    version = read_version(ch) if cache.enabled and (keep or not refresh) else None
+    if version is not None and not refresh:
+        found = cache.get(query, version)
+        if found is not None:
+            return Answer(rollup_freshness(found.watermark, now), found.data, "hit")
+    watermark = read_watermark(ch)
+    data = orjson.dumps(_fetch(ch, query))
+    if version is None:
+        return Answer(rollup_freshness(watermark, now), data, "refresh" if refresh else "off")
+    if keep:
+        cache.put(query, version, CachedAnswer(watermark, data))
+    return Answer(rollup_freshness(watermark, now), data, "refresh" if refresh else "miss")
+
+
+def _fetch(ch: ClickHouse, query: RangeQuery | LatencyQuery) -> list[dict[str, Any]]:
+    if isinstance(query, LatencyQuery):
+        return fetch_latency(ch, query)
+    return fetch_usage(ch, query)
 
 
 def fetch_usage(ch: ClickHouse, query: RangeQuery) -> list[dict[str, Any]]:
