@@ -1,30 +1,35 @@
 """Backfills vs readers: chunked backfill jobs against one unchunked statement each.
 
 Builds `--rows` observations (10 per trace, random-looking trace ids, spread over `--days`)
-server-side with INSERT ... SELECT FROM numbers(), settles the parts, serves the API on
-127.0.0.1 from this process, and runs a reader thread that loops over `GET /v1/usage` (the
-whole range, by model) and `GET /v1/traces/{id}` over HTTP. The backfills run on their own
-engine connection, as `serve` gives background jobs theirs (chDB runs one statement at a
-time per connection, several connections of one process at once). For two backfills:
+server-side with INSERT ... SELECT FROM numbers(), settles the parts, builds the rollup
+ledger with one pass, serves the API on 127.0.0.1 from this process, and runs a reader
+thread that loops over `GET /v1/usage` (the whole range, by model), `GET /v1/latency` (the
+whole range, by name) and `GET /v1/traces/{id}` over HTTP. The rollup reads send
+`Cache-Control: no-cache, no-store`, so every answer is computed (the service otherwise
+keeps answers until the ledger changes). The backfills run on the `jobs` engine role, as
+`serve` runs them (chDB runs one statement at a time per connection, several connections
+of one process at once). For two backfills:
 
   rollups    the `rollups.backfill` job (`--traces-per-chunk` staged traces per chunk) over
-             an empty ledger, as on a database upgraded from the bucket design, then again
-             over the now consistent ledger (every chunk a no-op), vs one statement
-             bringing every trace up to date at once
+             the consistent ledger (every chunk reads its traces and writes nothing), then
+             over an emptied ledger, as on a database upgraded from the bucket design
+             (every chunk writes), vs one statement bringing every trace up to date at once
   durations  the `durations.backfill` job (`--batch` concluded traces per chunk, key range)
              vs one INSERT ... SELECT computing every trace's trace_start..trace_end
 
-it prints reader p50/p95 before, during, and after each, and each way's rows/s. Both jobs
-pause `--pause` seconds between chunks, as `serve` and the CLI run them. Same data, same
-process, same run.
+it prints reader p50/p95 before (idle, full ledger), during, and after each, and each
+way's rows/s. Both jobs pause `--pause` seconds between chunks, as `serve` and the CLI run
+them. Same data, same process, same run. The default 1M observations take about five
+minutes on a 2-core machine (10M: the rollup part alone takes over ten).
 
-    python bench/backfill.py [--rows 10000000] [--days 30] [--traces-per-chunk 2000] [--batch 500]
+    python bench/backfill.py [--rows 1000000] [--days 30] [--traces-per-chunk 2000] [--batch 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -33,9 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import httpx
 import uvicorn
 
+from bench.served import load_average
 from service.api import create_app
 from service.clickhouse import ClickHouse, connect
 from service.clock import system_clock
@@ -50,7 +58,7 @@ from service.jobs.rollups_backfill import rollup_backfill_params
 from service.jobs.runner import RunOptions, run_job
 from service.jobs.store import create_job
 from service.migrations import apply
-from service.rollups import rebuild_range
+from service.rollups import rebuild_range, run_rollup_pass
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -96,6 +104,10 @@ SELECT 'bench', lower(hex(cityHash64(number))), 'chat',
 FROM numbers({count:UInt64})
 """
 SAMPLE_TRACES = "SELECT id FROM traces LIMIT 2000"
+# Rollup reads computed every time (the service keeps answers until the ledger changes,
+# which a rollups backfill does every chunk): what the engine costs under the backfill.
+COLD = {"Cache-Control": "no-cache, no-store"}
+ENDPOINTS = ("usage", "latency", "trace")
 # Every trace is concluded (revision 1): the registry a durations backfill pages through.
 REGISTER_CONCLUDED = """
 INSERT INTO duration_traces
@@ -148,6 +160,7 @@ class Reader(threading.Thread):
             "group_by": "model",
             "project_id": "bench",
         }
+        self.latency = {**self.usage, "group_by": "name"}
         self.phase: str | None = None
         self.requests: list[tuple[str, float, float]] = []
         self.windows: list[tuple[str, float, float]] = []
@@ -162,7 +175,14 @@ class Reader(threading.Thread):
                 continue
             trace_id = rng.choice(self.traces)
             calls: list[tuple[str, Callable[[], httpx.Response]]] = [
-                ("usage", lambda: self.client.get("/v1/usage", params=self.usage)),
+                (
+                    "usage",
+                    lambda: self.client.get("/v1/usage", params=self.usage, headers=COLD),
+                ),
+                (
+                    "latency",
+                    lambda: self.client.get("/v1/latency", params=self.latency, headers=COLD),
+                ),
                 (
                     "trace",
                     lambda t=trace_id: self.client.get(  # type: ignore[misc]
@@ -219,12 +239,16 @@ def run_chunked(ch: ClickHouse, kind: str, params: dict[str, object], pause: flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--traces-per-chunk", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500, help="traces per durations chunk")
-    parser.add_argument("--pause", type=float, default=0.1, help="seconds between chunks")
-    parser.add_argument("--quiet-seconds", type=float, default=6.0, help="before/after windows")
+    parser.add_argument(
+        "--pause", type=float, default=0.2, help="seconds between chunks (serve's default)"
+    )
+    parser.add_argument(
+        "--quiet-seconds", type=float, default=10.0, help="idle windows (twice this before)"
+    )
     parser.add_argument("--port", type=int, default=18791)
     parser.add_argument(
         "--only", choices=("rollups", "durations"), help="run one of the two backfills"
@@ -255,8 +279,11 @@ def main() -> None:
                 f"generated {args.rows:,} observations ({args.rows // 10:,} concluded traces) "
                 f"over {args.days} days in {time.perf_counter() - started:.1f}s"
             )
+            built = run_rollup_pass(ch, system_clock, chunk_traces=5000)
+            print(
+                f"ledger built by one pass in {built.seconds:.1f}s; load average {load_average()}"
+            )
 
-            jobs = connect(settings)  # background work on its own connection, as in `serve`
             app = create_app(settings, ch, clock=system_clock)
             server = uvicorn.Server(
                 uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -268,7 +295,7 @@ def main() -> None:
             sample = [str(r[0]) for r in ch.query_rows("bench:sample", sql=SAMPLE_TRACES)]
             reader = Reader(f"http://127.0.0.1:{args.port}", sample, args.days)
             reader.start()
-            reader.idle("before", args.quiet_seconds)
+            reader.idle("before", 2 * args.quiet_seconds)
 
             # Backfills run on the `jobs` engine role, as `serve` runs them; the API reads on
             # its own connections (engine roles), so it waits for no backfill statement.
@@ -281,7 +308,6 @@ def main() -> None:
             reader.join()
             server.should_exit = True
             serving.join()
-            jobs.close()
         finally:
             ch.close()
     report(reader, rates, args)
@@ -290,18 +316,20 @@ def main() -> None:
 def bench_rollups(
     ch: ClickHouse, reader: Reader, args: argparse.Namespace, rates: dict[str, float]
 ) -> None:
-    """The rollups backfill job over an empty ledger, again over a consistent one, then one
-    statement bringing every trace up to date at once (after emptying the ledger again)."""
+    """The rollups backfill job over the consistent ledger, then over an emptied one (as
+    after an upgrade), then one statement bringing every trace up to date at once (after
+    emptying the ledger again)."""
     rollup_params = rollup_backfill_params(None, None, args.traces_per_chunk)
+    rates["rollups chunked no-op"] = reader.measure(
+        "rollups chunked no-op",
+        lambda: run_chunked(ch, ROLLUPS, rollup_params, args.pause),
+    )
+    ch.command("bench:empty", sql="TRUNCATE TABLE rollup_ledger")
     rates["rollups chunked"] = reader.measure(
         "rollups chunked",
         lambda: run_chunked(ch, ROLLUPS, rollup_params, args.pause),
     )
     reader.idle("rollups after", args.quiet_seconds)
-    rates["rollups chunked no-op"] = reader.measure(
-        "rollups chunked no-op",
-        lambda: run_chunked(ch, ROLLUPS, rollup_params, args.pause),
-    )
     ch.command("bench:empty", sql="TRUNCATE TABLE rollup_ledger")
 
     def rollups_unchunked() -> float:
@@ -339,11 +367,16 @@ def bench_durations(
 
 def report(reader: Reader, rates: dict[str, float], args: argparse.Namespace) -> None:
     print()
+    print(f"reader: GET /v1/usage (30 d by model) and /v1/latency (30 d by name) with {COLD},")
+    print("and GET /v1/traces/{id}, in a loop through HTTP; load average: " + load_average())
     print(f"{'phase':<27}{'endpoint':<9}{'reads':>7}{'p50 ms':>9}{'p95 ms':>9}{'p95/before':>12}")
     samples = reader.samples()
-    before = {e: percentile(samples["before"][e], 0.95) for e in ("usage", "trace")}
+    before = {e: percentile(samples["before"][e], 0.95) for e in ENDPOINTS}
     for phase, by_endpoint in samples.items():
-        for endpoint, values in by_endpoint.items():
+        for endpoint in ENDPOINTS:
+            values = by_endpoint.get(endpoint)
+            if not values:
+                continue
             p95 = percentile(values, 0.95)
             print(
                 f"{phase:<27}{endpoint:<9}{len(values):>7}{percentile(values, 0.5):>9.1f}"
