@@ -19,7 +19,7 @@ from service.clock import VersionStamp, system_clock
 from service.errors import ConfigError, EngineUnavailable, MigrationError, UsageError
 from service.migrations import apply, require_current, status
 from service.settings import Settings, load_settings
-from service.times import parse_time
+from service.times import TimeOutOfRange, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -282,5 +282,7 @@ def _time_option(raw: str | None, flag: str) -> datetime | None:
         return None
     try:
         return parse_time(raw)
+    except TimeOutOfRange as exc:
+        raise UsageError(f"{flag}: {exc}") from None
     except ValueError:
         raise UsageError(f"{flag}: {raw!r} is not an RFC 3339 time") from None

@@ -17,6 +17,7 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.ingest.writer import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.settings import Settings
@@ -33,6 +34,8 @@ class AppContext:
     stamp: VersionStamp
     keyring: KeyRing
     migrations: list[Migration]
+    # Group commit for every ingest endpoint; started and drained by the app's lifespan.
+    ingest: IngestWriter
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
@@ -49,12 +52,22 @@ def build_context(
     """Everything an app needs, wired from settings and one engine."""
     metrics = Metrics(registry)
     clickhouse.add_observer(metrics.observe_query)
+    stamp = VersionStamp(clock)
     return AppContext(
         settings=settings,
         clickhouse=clickhouse,
         metrics=metrics,
         clock=clock,
-        stamp=VersionStamp(clock),
+        stamp=stamp,
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
+        # Engine role "ingest" (its own connection) once `ClickHouse.role` lands.
+        ingest=IngestWriter(
+            clickhouse,
+            stamp,
+            metrics,
+            linger_seconds=settings.ingest_linger_ms / 1000,
+            max_queue_rows=settings.ingest_max_queue_rows,
+            max_group_rows=settings.ingest_max_group_rows,
+        ),
     )

@@ -34,8 +34,41 @@ class Metrics:
         )
         self.ingest_rejected = Counter(
             "ta_ingest_rejected_batches_total",
-            "Ingest batches rejected before writing, by error code.",
+            "Ingest batches rejected before writing, by error code (overloaded: queue full).",
             ["code"],
+            registry=r,
+        )
+        self.ingest_queue_rows = Gauge(
+            "ta_ingest_queue_rows",
+            "Rows accepted by ingest endpoints and waiting for the group insert.",
+            registry=r,
+        )
+        self.ingest_queue_requests = Gauge(
+            "ta_ingest_queue_requests",
+            "Ingest requests waiting for the group insert.",
+            registry=r,
+        )
+        self.ingest_group_requests = Histogram(
+            "ta_ingest_group_requests",
+            "Requests written together by one group insert.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.ingest_group_rows = Histogram(
+            "ta_ingest_group_rows",
+            "Rows (traces and observations) written by one group insert.",
+            buckets=(10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000),
+            registry=r,
+        )
+        self.ingest_flush_duration = Histogram(
+            "ta_ingest_flush_duration_seconds",
+            "Time to write one ingest group (both table inserts).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingest_flush_failures = Counter(
+            "ta_ingest_flush_failures_total",
+            "Ingest group inserts that failed (each request of the group got a 503).",
             registry=r,
         )
         self.clickhouse_latency = Histogram(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from service.errors import InvalidParameter
-from service.times import ceil_hour, floor_hour, parse_time
+from service.times import TimeOutOfRange, ceil_hour, floor_hour, parse_time
 
 Granularity = Literal["hour", "day"]
 GRANULARITIES: tuple[Granularity, ...] = ("hour", "day")
@@ -32,8 +32,8 @@ class TimeRange:
 
 def parse_time_range(params: Mapping[str, str], *, now: datetime, max_range_days: int) -> TimeRange:
     """`to` defaults to now and `from` to 24 h before `to`; `granularity` to `hour`."""
-    to = _time(params, "to") or now
-    start = _time(params, "from") or to - DEFAULT_SPAN
+    to = time_parameter(params, "to") or now
+    start = time_parameter(params, "from") or to - DEFAULT_SPAN
     if start >= to:
         raise InvalidParameter("from", "must be before to")
     if to - start > timedelta(days=max_range_days):
@@ -48,11 +48,17 @@ def parse_time_range(params: Mapping[str, str], *, now: datetime, max_range_days
     raise InvalidParameter("granularity", f"{raw!r} is not hour or day")
 
 
-def _time(params: Mapping[str, str], name: str) -> datetime | None:
+def time_parameter(params: Mapping[str, str], name: str) -> datetime | None:
+    """The optional RFC 3339 parameter `name` as aware UTC; every time parameter goes here.
+
+    400 naming `name` when it is malformed or outside the window `service.times` accepts.
+    """
     raw = params.get(name)
     if raw is None or raw == "":
         return None
     try:
         return parse_time(raw)
+    except TimeOutOfRange as exc:
+        raise InvalidParameter(name, str(exc)) from None
     except ValueError:
         raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None

@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest POST /v1/ingest body (413 above)."
     )
+    ingest_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="How long an idle ingest writer waits for more requests to join a group.",
+    )
+    ingest_max_queue_rows: int = Field(
+        200_000,
+        ge=1,
+        description="Rows waiting for the group insert before ingest answers 503 + Retry-After.",
+    )
+    ingest_max_group_rows: int = Field(
+        50_000, ge=1, description="Most rows one group insert writes (whole requests)."
+    )
 
     # Backfill jobs
     backfill_batch_size: int = Field(

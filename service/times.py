@@ -4,6 +4,13 @@ Every time the service emits (API bodies, webhook payloads, job parameters, logs
 is RFC 3339 in UTC with exactly three fractional digits and a `Z`:
 `2026-11-22T10:01:05.120Z`. Sub-millisecond parts are floored, which keeps statements such
 as "everything ingested before the watermark is included" true.
+
+Every time the service accepts (ingested records, query parameters, CLI options) must lie
+in one window, `EARLIEST` up to (not including) `END`: 1970-01-01T00:00:00.000Z ..
+2105-12-31T23:59:59.999Z. Raw rows are DateTime64(3) (1900..2299), but hour and day
+buckets (rollups, durations) are DateTime, which holds 1970-01-01 .. 2106-02-07 06:28:15;
+whole years inside it leave five weeks for rounding a bucket or a range end up. A time
+outside the window raises `TimeOutOfRange`, whose message callers put after the field.
 """
 
 from __future__ import annotations
@@ -13,11 +20,42 @@ from datetime import UTC, datetime, timedelta
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MILLISECOND = timedelta(milliseconds=1)
+
+EARLIEST = EPOCH
+END = datetime(2106, 1, 1, tzinfo=UTC)
+# The window in DateTime64(3) ticks (milliseconds since the epoch), for checks on columns.
+EARLIEST_MS = 0
+END_MS = (END - EPOCH) // MILLISECOND
+WINDOW = "must be between 1970-01-01T00:00:00.000Z and 2105-12-31T23:59:59.999Z"
+
+
+class TimeOutOfRange(ValueError):
+    """A valid time outside the window every table and computation can hold."""
+
+    def __init__(self) -> None:
+        super().__init__(WINDOW)
+
+
+def check_time(value: datetime) -> datetime:
+    """`value` unchanged if it lies in the window (no offset means UTC), else `TimeOutOfRange`."""
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        inside = EARLIEST <= utc < END
+    except OverflowError:  # an offset pushes year 1 or 9999 past what datetime holds
+        inside = False
+    if not inside:
+        raise TimeOutOfRange
+    return value
 
 
 def parse_time(raw: str) -> datetime:
-    """An RFC 3339 string as aware UTC; no offset means UTC. Raises ValueError."""
+    """An RFC 3339 string as aware UTC; no offset means UTC.
+
+    Raises ValueError when malformed, and its subclass `TimeOutOfRange` outside the window.
+    """
     value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    check_time(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -60,16 +61,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        if settings.analyze_url is not None:
-            ctx.sender = Sender(settings, transport=delivery_transport)
-        if settings.scheduler_enabled:
-            jobs = (scheduled_jobs or default_jobs)(ctx)
-            ctx.scheduler = build_scheduler(jobs)
-            ctx.scheduler.start()
-            log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
+        ctx.ingest.start()
         try:
+            if settings.analyze_url is not None:
+                ctx.sender = Sender(settings, transport=delivery_transport)
+            if settings.scheduler_enabled:
+                jobs = (scheduled_jobs or default_jobs)(ctx)
+                ctx.scheduler = build_scheduler(jobs)
+                ctx.scheduler.start()
+                log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
             yield {"ctx": ctx}
         finally:
+            # Drain the ingest queue first: requests still waiting on it get their answer.
+            await anyio.to_thread.run_sync(ctx.ingest.close, 4 * settings.query_timeout_seconds)
             ctx.stopping.set()
             if ctx.scheduler is not None:
                 ctx.scheduler.shutdown(wait=True)

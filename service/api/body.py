@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from service.errors import ClientError, PayloadTooLarge
+from service.errors import ClientError, PayloadTooLarge, UnsupportedMediaType
+
+# Content-Encodings a body may arrive in (decoding others is the OTLP work's to add).
+SUPPORTED_ENCODINGS = frozenset({"identity"})
 
 
 async def read_body(
@@ -12,6 +15,11 @@ async def read_body(
 ) -> bytes:
     """The body, at most `limit` bytes (413 naming `setting` if given); `empty` is raised on b""."""
     hint = f" ({setting})" if setting else ""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding and encoding not in SUPPORTED_ENCODINGS:
+        raise UnsupportedMediaType(
+            f"content-encoding {encoding!r} is not supported (send the body uncompressed)"
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes{hint}")

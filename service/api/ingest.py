@@ -1,4 +1,4 @@
-"""`POST /v1/ingest`: a size-capped batch, validated whole, then written."""
+"""`POST /v1/ingest`: a size-capped batch, validated on its own, then group-committed."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from starlette.routing import Route
 
 from service.api.body import read_body
 from service.api.state import context, principal
-from service.errors import ForbiddenProject, InvalidBatch
-from service.ingest.models import IngestBatch, parse_batch
-from service.ingest.writer import IngestResult, assign_projects, write_batch
+from service.errors import ForbiddenProject, InvalidBatch, Overloaded
+from service.ingest.decode import parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,8 @@ EMPTY_BATCH = "expected a JSON object with traces/observations"
 
 
 async def ingest(request: Request) -> Response:
-    """Write traces and observations; a rejected batch writes nothing."""
+    """Write traces and observations; 202 only once they are written, a rejected batch
+    writes nothing."""
     ctx = context(request)
     caller = principal(request)
     default_project = request.query_params.get("project_id")
@@ -41,15 +41,16 @@ async def ingest(request: Request) -> Response:
         return caller.write_project(record_project, default_project, field)
 
     try:
-        projects = assign_projects(batch, resolve)
+        rows = batch.resolve(resolve)
     except ForbiddenProject:
         ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
         raise
 
-    def write(batch: IngestBatch) -> IngestResult:
-        return write_batch(ctx.clickhouse, batch, projects, ctx.stamp)
-
-    result = await anyio.to_thread.run_sync(write, batch)
+    try:
+        result = await ctx.ingest.write(rows)
+    except Overloaded as exc:
+        ctx.metrics.ingest_rejected.labels(exc.code).inc()
+        raise
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(result.observations)
     return JSONResponse(

@@ -8,18 +8,13 @@ from datetime import datetime
 from starlette.requests import Request
 
 from service.errors import InvalidParameter
-from service.times import parse_time
+from service.ranges import time_parameter
 
 
 def time_param(request: Request, name: str) -> datetime | None:
-    """An optional RFC 3339 query parameter as aware UTC (400 naming `name` when malformed)."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return parse_time(raw)
-    except ValueError:
-        raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None
+    """An optional RFC 3339 query parameter as aware UTC (400 naming `name` when malformed
+    or outside the accepted window)."""
+    return time_parameter(request.query_params, name)
 
 
 def int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:

@@ -1,14 +1,37 @@
-"""What `POST /v1/ingest` accepts: a whole batch, validated before anything is written."""
+"""What `POST /v1/ingest` accepts: the authoritative pydantic models and their limits.
+
+These models define the contract and every error message. The hot path decodes with the
+msgspec structs of `service.ingest.decode`, which carry the same constraints; whenever
+those reject a body (or might disagree with these models), the body is validated here, so
+a caller always sees the message and field path these models produce.
+
+Limits (documented in the README, "Ingest"):
+
+* `input_tokens`, `output_tokens`: integers 0 .. 1,000,000,000 per observation. The largest
+  model contexts are ~10^7 tokens, so this leaves 100x headroom; and every stored sum
+  (a trace, an hourly or daily rollup row, all UInt64) would need 1.8 x 10^10 maximal
+  observations to wrap, i.e. more than 200,000 maximal observations per second for a whole
+  day in one project. Reads that add stored sums up do it in UInt128.
+* `cost`: a finite number 0 .. 1,000,000,000 per observation. Float64 sums of such values
+  cannot reach infinity (it would take 10^299 observations), so totals stay JSON numbers.
+* times: inside the window of `service.times` (1970-01-01 .. 2105-12-31 UTC), which every
+  table and hour/day bucket can hold.
+* metadata: values that are not strings are stored as compact JSON text; integers keep
+  every digit at any size; non-finite numbers (`NaN`, `Infinity`, `1e400`) are rejected.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from service.errors import InvalidBatch, first_validation_error
+from service.errors import FieldError, InvalidBatch, first_validation_error
+from service.times import check_time
 
 ObservationType = Literal[
     "span",
@@ -23,21 +46,57 @@ ObservationType = Literal[
     "guardrail",
 ]
 
+MAX_TOKENS = 1_000_000_000
+MAX_COST = 1_000_000_000
+MAX_ID_LENGTH = 512
+MAX_NAME_LENGTH = 1024
+MAX_LABEL_LENGTH = 256  # model, provider, each tag
+MAX_ENVIRONMENT_LENGTH = 128
 
-def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
-    """Metadata is stored as Map(String, String); non-string values are kept as JSON."""
-    return {
-        key: item if isinstance(item, str) else orjson.dumps(item).decode()
-        for key, item in value.items()
-    }
+
+def metadata_value(value: Any) -> str:
+    """One metadata value as stored in Map(String, String): strings as they are, else JSON."""
+    if isinstance(value, str):
+        return value
+    if type(value) is int:
+        return str(value)  # every digit at any size; orjson stops at 64 bits
+    if type(value) is float and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # a nested integer beyond 64 bits
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if "null" in text and _has_non_finite(value):  # orjson writes NaN and inf as null
+        raise ValueError("must not contain non-finite numbers")
+    return text
 
 
-# Times without an offset are taken as UTC. The writer converts them when it builds the
-# insert columns rather than here: a Python validator per timestamp costs a fifth of the
-# whole validation on the ingest hot path.
-UtcDatetime = datetime
-Identifier = Annotated[str, Field(min_length=1, max_length=512)]
-Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_strings)]
+def _has_non_finite(value: Any) -> bool:
+    if type(value) is float:
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def metadata_strings(value: dict[str, Any]) -> dict[str, str]:
+    """Metadata as Map(String, String); a bad value raises `FieldError` naming its key."""
+    strings: dict[str, str] = {}
+    for key, item in value.items():
+        try:
+            strings[key] = metadata_value(item)
+        except ValueError as exc:
+            raise FieldError(key, str(exc)) from None
+    return strings
+
+
+# Times without an offset are taken as UTC; the writer converts them to DateTime64(3) ticks.
+EventTime = Annotated[datetime, AfterValidator(check_time)]
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Metadata = Annotated[dict[str, Any], AfterValidator(metadata_strings)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 
 
 class TraceIn(BaseModel):
@@ -47,12 +106,12 @@ class TraceIn(BaseModel):
 
     id: Identifier
     project_id: Identifier | None = None
-    name: str = Field("", max_length=1024)
-    timestamp: UtcDatetime
-    user_id: str = Field("", max_length=512)
-    session_id: str = Field("", max_length=512)
-    environment: str = Field("default", min_length=1, max_length=128)
-    tags: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    name: str = Field("", max_length=MAX_NAME_LENGTH)
+    timestamp: EventTime
+    user_id: str = Field("", max_length=MAX_ID_LENGTH)
+    session_id: str = Field("", max_length=MAX_ID_LENGTH)
+    environment: str = Field("default", min_length=1, max_length=MAX_ENVIRONMENT_LENGTH)
+    tags: list[Annotated[str, Field(max_length=MAX_LABEL_LENGTH)]] = Field(default_factory=list)
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -64,17 +123,17 @@ class ObservationIn(BaseModel):
     id: Identifier
     trace_id: Identifier
     project_id: Identifier | None = None
-    parent_id: str = Field("", max_length=512)
+    parent_id: str = Field("", max_length=MAX_ID_LENGTH)
     type: ObservationType
-    name: str = Field("", max_length=1024)
-    start_time: UtcDatetime
-    end_time: UtcDatetime | None = None
-    completion_start_time: UtcDatetime | None = None
-    model: str = Field("", max_length=256)
-    provider: str = Field("", max_length=256)
-    input_tokens: int = Field(0, ge=0, le=2**53)
-    output_tokens: int = Field(0, ge=0, le=2**53)
-    cost: float = Field(0.0, ge=0, allow_inf_nan=False)
+    name: str = Field("", max_length=MAX_NAME_LENGTH)
+    start_time: EventTime
+    end_time: EventTime | None = None
+    completion_start_time: EventTime | None = None
+    model: str = Field("", max_length=MAX_LABEL_LENGTH)
+    provider: str = Field("", max_length=MAX_LABEL_LENGTH)
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cost: float = Field(0.0, ge=0, le=MAX_COST, allow_inf_nan=False)
     status: Literal["ok", "error"] = "ok"
     metadata: Metadata = Field(default_factory=dict)
 
@@ -88,8 +147,8 @@ class IngestBatch(BaseModel):
     observations: list[ObservationIn] = Field(default_factory=list)
 
 
-def parse_batch(body: bytes) -> IngestBatch:
-    """Validate a JSON body as one batch; raises `InvalidBatch` naming the first bad field."""
+def validate_batch(body: bytes) -> IngestBatch:
+    """Validate a JSON body with the models; raises `InvalidBatch` naming the first bad field."""
     try:
         return IngestBatch.model_validate_json(body)
     except ValidationError as exc:
