@@ -1,4 +1,4 @@
--- Usage computed from live raw rows (the fallback and verification path): scans the project's observations in the range with FINAL, O(rows in range).
+-- Usage computed from live raw rows (the fallback and verification path): scans the project's observations in the range with FINAL, O(rows in range). Token sums are UInt128: no range can wrap them.
 SELECT
     if({day:Bool}, toStartOfDay(o.start_time, 'UTC'), toStartOfHour(o.start_time, 'UTC')) AS bucket,
     if({by_model:Bool}, o.model, '') AS g_model,
@@ -7,9 +7,9 @@ SELECT
     if({by_name:Bool}, o.name, '') AS g_name,
     if({by_environment:Bool}, t.environment, '') AS g_environment,
     count() AS s_observations,
-    sum(o.input_tokens) AS s_input_tokens,
-    sum(o.output_tokens) AS s_output_tokens,
-    sum(o.input_tokens + o.output_tokens) AS s_total_tokens,
+    sum(toUInt128(o.input_tokens)) AS s_input_tokens,
+    sum(toUInt128(o.output_tokens)) AS s_output_tokens,
+    sum(toUInt128(o.input_tokens) + o.output_tokens) AS s_total_tokens,
     sum(o.cost) AS s_cost,
     countIf(o.status = 'error') AS s_errors
 FROM

@@ -1,4 +1,4 @@
--- Usage per bucket (hour or day) and requested group keys for one project and range: ONE (project_id, grouping, daily, bucket) sort-key range scan of usage_rollup, in the coarsest stored grouping holding the requested keys (whole days [dlo, dhi) from daily rows, other hours from hourly ones), keeping per bucket only rows of its highest published version.
+-- Usage per bucket (hour or day) and requested group keys for one project and range: ONE (project_id, grouping, daily, bucket) sort-key range scan of usage_rollup, in the coarsest stored grouping holding the requested keys (whole days [dlo, dhi) from daily rows, other hours from hourly ones), keeping per bucket only rows of its highest published version. Token sums are UInt128: no range can wrap them.
 SELECT
     if({day:Bool}, toStartOfDay(src, 'UTC'), src) AS bucket,
     if({by_model:Bool}, model, '') AS g_model,
@@ -7,9 +7,9 @@ SELECT
     if({by_name:Bool}, name, '') AS g_name,
     if({by_environment:Bool}, environment, '') AS g_environment,
     sum(observations) AS s_observations,
-    sum(input_tokens) AS s_input_tokens,
-    sum(output_tokens) AS s_output_tokens,
-    sum(total_tokens) AS s_total_tokens,
+    sum(toUInt128(input_tokens)) AS s_input_tokens,
+    sum(toUInt128(output_tokens)) AS s_output_tokens,
+    sum(toUInt128(total_tokens)) AS s_total_tokens,
     sum(cost) AS s_cost,
     sum(errors) AS s_errors
 FROM

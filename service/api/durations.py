@@ -18,6 +18,7 @@ from starlette.routing import Route
 from service.api.body import read_body
 from service.api.jobs import job_json
 from service.api.params import reject_unknown
+from service.api.routing import EncodedRoute
 from service.api.state import caller_project, context
 from service.clickhouse import ClickHouse
 from service.durations.backfill import KIND, backfill_params
@@ -181,5 +182,5 @@ def routes() -> list[Route]:
         Route("/v1/duration-definitions/{name}", update_definition, methods=["PUT"]),
         Route("/v1/duration-definitions/{name}", delete_definition_endpoint, methods=["DELETE"]),
         Route("/v1/duration-definitions/{name}/stats", definition_stats_endpoint, methods=["GET"]),
-        Route("/v1/traces/{trace_id}/durations", trace_durations_endpoint, methods=["GET"]),
+        EncodedRoute("/v1/traces/{trace_id}/durations", trace_durations_endpoint, methods=["GET"]),
     ]

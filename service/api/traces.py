@@ -6,8 +6,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from service.api.routing import EncodedRoute
 from service.api.state import caller_project, context
 from service.conclusions.store import trace_state
 from service.durations.materialize import forget_trace
@@ -48,8 +48,9 @@ def delete_trace(request: Request) -> Response:
     return JSONResponse({"deleted": {"project_id": project, "trace_id": trace_id}})
 
 
-def routes() -> list[Route]:
+def routes() -> list[EncodedRoute]:
+    # Ids may contain "/" (sent as %2F): matched on the raw path, see service.api.routing.
     return [
-        Route("/v1/traces/{trace_id}", get_trace, methods=["GET"]),
-        Route("/v1/traces/{trace_id}", delete_trace, methods=["DELETE"]),
+        EncodedRoute("/v1/traces/{trace_id}", get_trace, methods=["GET"]),
+        EncodedRoute("/v1/traces/{trace_id}", delete_trace, methods=["DELETE"]),
     ]

@@ -47,7 +47,7 @@ Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
 Cost = Annotated[float, msgspec.Meta(ge=0, le=MAX_COST)]
 
 
-class TraceStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class TraceStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, gc=False):
     """`TraceIn` for msgspec (same fields, defaults and constraints)."""
 
     id: Identifier
@@ -61,7 +61,9 @@ class TraceStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     metadata: dict[str, Any] = {}
 
 
-class ObservationStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class ObservationStruct(
+    msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, gc=False
+):
     """`ObservationIn` for msgspec (same fields, defaults and constraints)."""
 
     id: Identifier
@@ -82,7 +84,7 @@ class ObservationStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True,
     metadata: dict[str, Any] = {}
 
 
-class BatchStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class BatchStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """`IngestBatch` for msgspec."""
 
     traces: list[TraceStruct] = []

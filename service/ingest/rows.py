@@ -249,9 +249,13 @@ def batch_from_records(
     )
 
 
+# Shared by every record without metadata (never mutated): no dict allocated per record.
+_NO_METADATA: dict[str, str] = {}
+
+
 def _metadata(value: dict[str, Any]) -> dict[str, str]:
     if not value:
-        return {}
+        return _NO_METADATA
     for item in value.values():
         if type(item) is not str:
             return metadata_strings(value)
