@@ -11,7 +11,9 @@ For each, the figure is observations/s over the whole shape (first request sent 
 answer received) and the POST latency percentiles. The naive figure beside it is what the
 old write path did per request: one `client.insert` of that request's rows, one request
 after another, on a fresh chDB in this process (pre-built columns, so no HTTP, no JSON and
-no validation: it flatters the naive side). The ratio is ours / naive.
+no validation: it flatters the naive side). The ratio is ours / naive. The server's CPU
+time per observation (all its threads: HTTP, validation, the insert inside chDB, the
+scheduler) is printed too: unlike obs/s it barely depends on what else the machine runs.
 
     python bench/ingest.py [--small 100000] [--large 200000] [--source DIR]
 
@@ -79,6 +81,7 @@ class Figure:
     observations: int
     seconds: float
     latencies: list[float]
+    cpu_seconds: float = 0.0  # the server process's CPU time (all threads) for the shape
 
     @property
     def rate(self) -> float:
@@ -131,7 +134,13 @@ def start_server(data_dir: Path, port: int, source: Path | None) -> subprocess.P
     raise SystemExit("server did not become ready within 90 s")
 
 
-def send_all(url: str, bodies: list[bytes], senders: int) -> Figure:
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def send_all(url: str, bodies: list[bytes], senders: int, pid: int | None = None) -> Figure:
     """Every body POSTed by `senders` threads, each with its own connection."""
     work: Iterator[bytes] = iter(bodies)
     lock = threading.Lock()
@@ -155,16 +164,18 @@ def send_all(url: str, bodies: list[bytes], senders: int) -> Figure:
                         failures.append(f"{response.status_code} {response.text[:200]}")
 
     threads = [threading.Thread(target=sender) for _ in range(senders)]
+    cpu_before = process_cpu_seconds(pid) if pid is not None else 0.0
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    cpu = process_cpu_seconds(pid) - cpu_before if pid is not None else 0.0
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
     total = sum(len(orjson.loads(b)["observations"]) for b in bodies)
-    return Figure(total, seconds, latencies)
+    return Figure(total, seconds, latencies, cpu)
 
 
 def _epoch_ms(raw: str | None) -> int | None:
@@ -226,6 +237,7 @@ def main() -> None:
         Shape("(b) 4 senders x 5000", senders=4, batch=5000, observations=args.large),
     ]
     bodies = {s.name: observation_bodies(s, seed=11 + i) for i, s in enumerate(shapes)}
+    load_before = os.getloadavg()[0]
     warmup = observation_bodies(Shape("warm-up", 1, 200, 2000), seed=99)
     ours: dict[str, Figure] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,7 +246,7 @@ def main() -> None:
             url = f"http://127.0.0.1:{args.port}/v1/ingest"
             send_all(url, warmup, 2)
             for shape in shapes:
-                ours[shape.name] = send_all(url, bodies[shape.name], shape.senders)
+                ours[shape.name] = send_all(url, bodies[shape.name], shape.senders, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=120)
@@ -247,14 +259,16 @@ def main() -> None:
         finally:
             ch.close()
 
-    load = os.getloadavg()[0]
-    print(f"load average at the end: {load:.1f} (2 cores)")
+    load_after = os.getloadavg()[0]
+    print(f"load average: {load_before:.1f} at the start, {load_after:.1f} at the end (2 cores)")
     for shape in shapes:
         mine, base = ours[shape.name], naive[shape.name]
+        cpu_us = mine.cpu_seconds / mine.observations * 1e6
         print(
             f"{shape.name}: POST /v1/ingest {mine.rate:>9,.0f} obs/s "
             f"(p50 {mine.percentile(0.5):.0f} ms, p95 {mine.percentile(0.95):.0f} ms, "
-            f"{len(mine.latencies)} requests) | naive insert per batch {base.rate:>9,.0f} obs/s "
+            f"{len(mine.latencies)} requests, server CPU {cpu_us:.1f} us/obs)"
+            f" | naive insert per batch {base.rate:>9,.0f} obs/s "
             f"(p50 {statistics.median(base.latencies) * 1000:.0f} ms per insert) | "
             f"ratio {mine.rate / base.rate:.2f}x"
         )
