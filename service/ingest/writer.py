@@ -146,7 +146,8 @@ class IngestWriter:
         """Queue one request's rows; the future resolves after the insert holding them.
 
         The future fails with `WriteFailed` when that insert failed. Raises `Overloaded`
-        at once when the queue is full or the writer is not running.
+        at once when the queue is full or the writer is not running. A request larger than
+        the whole queue bound is still taken when nothing else waits (its body was capped).
         """
         future: Future[IngestResult] = Future()
         size = rows.size
