@@ -247,12 +247,14 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=200_000, help="observations in shape (b)")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--source", type=Path, default=None, help="serve from this checkout")
+    parser.add_argument("--shapes", default="a,b", help="which shapes to run (a, b or both)")
     args = parser.parse_args()
 
     shapes = [
         Shape("(a) 8 senders x 200", senders=8, batch=200, observations=args.small),
         Shape("(b) 4 senders x 5000", senders=4, batch=5000, observations=args.large),
     ]
+    shapes = [s for s in shapes if s.name[1] in args.shapes.split(",")]
     bodies = {s.name: observation_bodies(s, seed=11 + i) for i, s in enumerate(shapes)}
     load_before = os.getloadavg()[0]
     warmup = observation_bodies(Shape("warm-up", 1, 200, 2000), seed=99)

@@ -86,10 +86,10 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, ge=1024, description="Largest POST /v1/ingest body (413 above)."
     )
     ingest_linger_ms: float = Field(
-        5.0,
+        10.0,
         ge=0,
         le=1000,
-        description="How long an idle ingest writer waits for more requests to join a group.",
+        description="How long the ingest writer waits for more requests to join a group insert.",
     )
     ingest_max_queue_rows: int = Field(
         200_000,

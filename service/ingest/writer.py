@@ -3,7 +3,7 @@
 Every ingest endpoint validates its request on its own (a bad request is a 400 and never
 reaches the writer), resolves the projects, and hands the rows to `IngestWriter.submit`
 (or awaits `IngestWriter.write`). One writer thread takes whatever has queued up — after
-a short linger when it was idle, at once when a group is already full — and writes the
+a short linger, at once when a group is already full — and writes the
 whole group with ONE insert per table. Only when those inserts have returned does each
 request's future resolve, so no request is answered 2xx before its rows are written.
 
@@ -120,7 +120,7 @@ class IngestWriter:
         stamp: VersionStamp,
         metrics: Metrics,
         *,
-        linger_seconds: float = 0.005,
+        linger_seconds: float = 0.010,
         max_queue_rows: int = 200_000,
         max_group_rows: int = 50_000,
         monotonic: Callable[[], float] = time.monotonic,
@@ -137,6 +137,8 @@ class IngestWriter:
         self._cond = threading.Condition()
         self._accepting = False
         self._thread: threading.Thread | None = None
+        # When the last group insert returned (monotonic): lingering counts from there too.
+        self._free_since = 0.0
         # Rows per second the writer has recently sustained, for Retry-After.
         self._rate = 0.0
 
@@ -211,7 +213,14 @@ class IngestWriter:
             self._flush(group)
 
     def _next_group(self) -> list[_Pending] | None:
-        """Wait for work, linger briefly when idle, then take up to `max_group_rows`."""
+        """Wait for work, linger, then take whole requests up to `max_group_rows`.
+
+        The linger counts from the later of the oldest request's arrival and the end of
+        the previous insert: senders answered by that insert usually come straight back
+        with their next batch, and waiting a few ms for them halves the inserts when
+        clients send one batch at a time (the common SDK pattern). A full group never
+        waits.
+        """
         with self._cond:
             while True:
                 if not self._queue:
@@ -220,7 +229,8 @@ class IngestWriter:
                     self._cond.wait()
                     continue
                 if self._accepting and self._queued_rows < self.max_group_rows:
-                    wait = self._queue[0].arrived + self.linger_seconds - self._monotonic()
+                    since = max(self._queue[0].arrived, self._free_since)
+                    wait = since + self.linger_seconds - self._monotonic()
                     if wait > 0:
                         self._cond.wait(wait)
                         continue
@@ -260,6 +270,7 @@ class IngestWriter:
                 )
             return
         finally:
+            self._free_since = self._monotonic()
             elapsed = time.perf_counter() - started
             self.metrics.ingest_flush_duration.observe(elapsed)
             self.metrics.ingest_group_requests.observe(len(group))
