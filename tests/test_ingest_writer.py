@@ -213,6 +213,24 @@ def test_the_later_request_wins_when_a_group_holds_the_same_id_twice(
     assert final == [(2,)]
 
 
+def test_a_full_queue_is_refused_before_anything_is_parsed(clickhouse: ClickHouse) -> None:
+    writer = IngestWriter(
+        clickhouse,
+        VersionStamp(ManualClock()),
+        Metrics(),
+        linger_seconds=GATED / 1000,
+        max_queue_rows=3,
+        max_group_rows=10,
+    )
+    writer.start()
+    pending = writer.submit(rows_of(request_body(0)))
+    with pytest.raises(Overloaded, match="TA_INGEST_MAX_QUEUE_ROWS=3"):
+        writer.ensure_room()
+    writer.close()
+    assert pending.result().observations == 2
+    writer.ensure_room()  # a stopped writer says so at submit, with its own message
+
+
 def test_close_writes_what_is_queued_and_then_refuses(
     writer: IngestWriter, clickhouse: ClickHouse
 ) -> None:

@@ -32,6 +32,11 @@ async def ingest(request: Request) -> Response:
         empty=InvalidBatch("body", EMPTY_BATCH),
     )
     try:
+        ctx.ingest.ensure_room()  # a full queue answers 503 before spending CPU on the body
+    except Overloaded as exc:
+        ctx.metrics.ingest_rejected.labels(exc.code).inc()
+        raise
+    try:
         batch = await anyio.to_thread.run_sync(parse_batch, body)
     except InvalidBatch:
         ctx.metrics.ingest_rejected.labels("invalid_batch").inc()

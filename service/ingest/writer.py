@@ -171,6 +171,16 @@ class IngestWriter:
             self._cond.notify()
         return future
 
+    def ensure_room(self) -> None:
+        """Raise `Overloaded` now if the queue is already full (before a body is parsed)."""
+        with self._cond:
+            if self._accepting and self._queued_rows >= self.max_queue_rows:
+                raise Overloaded(
+                    f"ingest queue is full ({self._queued_rows} rows waiting, "
+                    f"TA_INGEST_MAX_QUEUE_ROWS={self.max_queue_rows}); retry",
+                    retry_after=self._retry_after(),
+                )
+
     async def write(self, rows: IngestRows) -> IngestResult:
         """`submit`, awaited from the event loop."""
         return await asyncio.wrap_future(self.submit(rows))
