@@ -1,9 +1,10 @@
 """Group commit: requests that arrive together are written with one insert per table.
 
 Groups are formed deterministically, never by timing: the writer lingers for a minute
-(`ingest_linger_ms`) unless the queue holds `ingest_max_group_rows`, so a test sets the
-group size to the rows it sends and the group is written the moment the last request
-arrives. A query observer on the engine counts the inserts.
+(`ingest_linger_ms`; `make_app` copies settings without their production bound of 1 s)
+unless the queue holds `ingest_max_group_rows`, so a test sets the group size to the rows
+it sends and the group is written the moment the last request arrives. A query observer
+on the engine counts the inserts.
 """
 
 from __future__ import annotations
