@@ -107,7 +107,7 @@ def observation_bodies(shape: Shape, seed: int) -> list[bytes]:
     return bodies[: max(1, shape.observations // shape.batch)]
 
 
-def start_server(data_dir: Path, port: int, source: Path | None) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, source: Path | None = None) -> subprocess.Popen[bytes]:
     """`trace-analytics serve` with default scheduling, ready when /readyz says so."""
     env = {
         **os.environ,

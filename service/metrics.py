@@ -26,9 +26,21 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.http_connections = Gauge(
+            "ta_http_connections",
+            "Open client connections (at most TA_HTTP_MAX_CONNECTIONS).",
+            registry=r,
+        )
+        self.http_connections_dropped = Counter(
+            "ta_http_connections_dropped_total",
+            "Client connections closed by a limit, by reason (over_limit, idle, "
+            "header_timeout, body_timeout, headers_too_large).",
+            ["reason"],
+            registry=r,
+        )
         self.ingested_rows = Counter(
             "ta_ingested_rows_total",
-            "Rows written through POST /v1/ingest, by table.",
+            "Rows written through ingest (POST /v1/ingest and OTLP), by table.",
             ["table"],
             registry=r,
         )
@@ -69,6 +81,11 @@ class Metrics:
         self.ingest_flush_failures = Counter(
             "ta_ingest_flush_failures_total",
             "Ingest group inserts that failed (each request of the group got a 503).",
+            registry=r,
+        )
+        self.otlp_rejected_spans = Counter(
+            "ta_otlp_rejected_spans_total",
+            "OTLP spans rejected as invalid (answered as a partial success).",
             registry=r,
         )
         self.clickhouse_latency = Histogram(

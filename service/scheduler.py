@@ -9,6 +9,7 @@ processes, so `serve` runs one uvicorn worker; replicas split work by shard inst
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +19,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from service.conclusions.delivery import delivery_interval, run_delivery_pass
 from service.conclusions.detector import run_detection_pass
-from service.context import AppContext
+from service.context import AppContext, PassLocks
+from service.engine_roles import DELIVER, DETECT, JOBS, ROLLUPS
 from service.jobs.kinds import default_kinds
 from service.jobs.scheduled import run_pending_jobs
 from service.rollups.job import run_scheduled_pass
@@ -35,8 +37,13 @@ class ScheduledJob:
     every_seconds: float
 
 
-def build_scheduler(jobs: list[ScheduledJob], *, threads: int = 4) -> AsyncIOScheduler:
-    """A scheduler with the given jobs; `start()` it inside the running event loop."""
+def build_scheduler(
+    jobs: list[ScheduledJob], *, threads: int = 4, locks: PassLocks | None = None
+) -> AsyncIOScheduler:
+    """A scheduler with the given jobs; `start()` it inside the running event loop.
+
+    With `locks`, a run whose pass is already running on request (admin API) is skipped.
+    """
     scheduler = AsyncIOScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=threads)},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
@@ -44,7 +51,7 @@ def build_scheduler(jobs: list[ScheduledJob], *, threads: int = 4) -> AsyncIOSch
     )
     for job in jobs:
         scheduler.add_job(
-            _logged(job),
+            _logged(job, None if locks is None else locks[job.id]),
             "interval",
             seconds=job.every_seconds,
             id=job.id,
@@ -54,25 +61,35 @@ def build_scheduler(jobs: list[ScheduledJob], *, threads: int = 4) -> AsyncIOSch
     return scheduler
 
 
-def _logged(job: ScheduledJob) -> Callable[[], None]:
+def _logged(job: ScheduledJob, lock: threading.Lock | None = None) -> Callable[[], None]:
     def run() -> None:
+        if lock is not None and not lock.acquire(blocking=False):
+            log.debug("scheduled job skipped: running on request", extra={"job": job.id})
+            return
         try:
             job.run()
         except Exception:
             log.exception("scheduled job failed", extra={"job": job.id})
+        finally:
+            if lock is not None:
+                lock.release()
 
     return run
 
 
 def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
-    """Every periodic job `serve` runs, each given only what it needs, intervals from settings."""
-    settings, ch = ctx.settings, ctx.clickhouse
+    """Every periodic job `serve` runs, each given only what it needs, intervals from settings.
+
+    Each job runs on its own engine role, so a long pass never queues another job or an API
+    read behind it (embedded chDB runs one statement at a time per connection).
+    """
+    settings = ctx.settings
     return [
         ScheduledJob(
             "conclusions.detect",
             partial(
                 run_detection_pass,
-                ch,
+                ctx.engine(DETECT),
                 settings,
                 clock=ctx.clock,
                 stamp=ctx.stamp,
@@ -84,7 +101,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
             "conclusions.deliver",
             partial(
                 run_delivery_pass,
-                ch,
+                ctx.engine(DELIVER),
                 settings,
                 ctx.sender,
                 clock=ctx.clock,
@@ -96,14 +113,14 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
         ),
         ScheduledJob(
             "rollups.recompute",
-            partial(run_scheduled_pass, ch, ctx.clock, ctx.metrics, ctx.stopping),
+            partial(run_scheduled_pass, ctx.engine(ROLLUPS), ctx.clock, ctx.metrics, ctx.stopping),
             settings.rollup_interval_seconds,
         ),
         ScheduledJob(
             "jobs.run",
             partial(
                 run_pending_jobs,
-                ch,
+                ctx.engine(JOBS),
                 default_kinds(),
                 ctx.clock,
                 settings,

@@ -5,12 +5,13 @@ is RFC 3339 in UTC with exactly three fractional digits and a `Z`:
 `2026-11-22T10:01:05.120Z`. Sub-millisecond parts are floored, which keeps statements such
 as "everything ingested before the watermark is included" true.
 
-Every time the service accepts (ingested records, query parameters, CLI options) must lie
-in one window, `EARLIEST` up to (not including) `END`: 1970-01-01T00:00:00.000Z ..
-2105-12-31T23:59:59.999Z. Raw rows are DateTime64(3) (1900..2299), but hour and day
-buckets (rollups, durations) are DateTime, which holds 1970-01-01 .. 2106-02-07 06:28:15;
-whole years inside it leave five weeks for rounding a bucket or a range end up. A time
-outside the window raises `TimeOutOfRange`, whose message callers put after the field.
+Every time the service accepts (ingested records, OTLP spans, query parameters, CLI
+options) must lie in one window, `[EARLIEST, LATEST)` = [1970-01-01T00:00:00.000Z,
+2100-01-01T00:00:00.000Z), checked by `storable` alone. Raw rows are DateTime64(3)
+(1900..2299), but hour and day buckets (rollups, durations) are DateTime, which holds
+1970-01-01 .. 2106-02-07 06:28:15; ending at 2100 leaves six years for rounding a bucket
+or a range end up. A time outside the window raises `TimeOutOfRange` (a ValueError), whose
+message callers put after the field or parameter.
 """
 
 from __future__ import annotations
@@ -21,42 +22,51 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 MILLISECOND = timedelta(milliseconds=1)
-
 EARLIEST = EPOCH
-END = datetime(2106, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 # The window in DateTime64(3) ticks (milliseconds since the epoch), for checks on columns.
 EARLIEST_MS = 0
-END_MS = (END - EPOCH) // MILLISECOND
-WINDOW = "must be between 1970-01-01T00:00:00.000Z and 2105-12-31T23:59:59.999Z"
+LATEST_MS = (LATEST - EPOCH) // MILLISECOND
 
 
 class TimeOutOfRange(ValueError):
     """A valid time outside the window every table and computation can hold."""
 
-    def __init__(self) -> None:
-        super().__init__(WINDOW)
-
-
-def check_time(value: datetime) -> datetime:
-    """`value` unchanged if it lies in the window (no offset means UTC), else `TimeOutOfRange`."""
-    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    try:
-        inside = EARLIEST <= utc < END
-    except OverflowError:  # an offset pushes year 1 or 9999 past what datetime holds
-        inside = False
-    if not inside:
-        raise TimeOutOfRange
-    return value
-
 
 def parse_time(raw: str) -> datetime:
-    """An RFC 3339 string as aware UTC; no offset means UTC.
+    """An RFC 3339 string as aware UTC; no offset means UTC. Raises ValueError.
 
-    Raises ValueError when malformed, and its subclass `TimeOutOfRange` outside the window.
+    Only a time that cannot be held in UTC at all raises `TimeOutOfRange` here; inputs go
+    through `storable` for the window.
     """
     value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    check_time(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+        raise TimeOutOfRange(_outside(repr(raw))) from None
+
+
+def storable(value: datetime) -> datetime:
+    """`value` unchanged if the storage can hold it (no offset means UTC), else `TimeOutOfRange`.
+
+    The one window check: ingest models, OTLP spans, query parameters and CLI options.
+    """
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        if EARLIEST <= utc < LATEST:
+            return value
+        shown = format_time(utc) or ""
+    except OverflowError:  # an offset pushes year 1 or 9999 past what datetime holds
+        shown = repr(value.isoformat())
+    raise TimeOutOfRange(_outside(shown))
+
+
+def _outside(shown: str) -> str:
+    return (
+        f"{shown} is outside the supported window [{format_time(EARLIEST)}, {format_time(LATEST)})"
+    )
 
 
 def format_time(value: datetime | None) -> str | None:

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
+from service.api.endpoint import Endpoint, Text, endpoint
+from service.api.params import IgnoredParams
 from service.api.state import context
 from service.errors import MigrationError
 from service.jobs.scheduled import jobs_readiness
 from service.migrations import status
 
 
-def healthz(request: Request) -> Response:
+class Liveness(TypedDict):
+    status: Literal["ok"]
+
+
+class Readiness(TypedDict):
+    """`ready` (200) or `not_ready` (503) with the reasons; `checks` shows each part."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Any]
+    reasons: NotRequired[list[str]]
+
+
+def healthz(request: Request, query: IgnoredParams) -> Response:
     """Liveness: the process answers. Touches nothing else, so a slow engine never fails it."""
     return JSONResponse({"status": "ok"})
 
 
-def readyz(request: Request) -> Response:
+def readyz(request: Request, query: IgnoredParams) -> Response:
     """Readiness: ClickHouse reachable, schema version matches, scheduler alive; else 503."""
     ctx = context(request)
     checks: dict[str, Any] = {}
@@ -59,15 +73,18 @@ def readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if not problems else 503)
 
 
-def metrics(request: Request) -> Response:
+def metrics(request: Request, query: IgnoredParams) -> Response:
     """Prometheus text format for this app's registry."""
     registry = context(request).metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def routes() -> list[Route]:
+def routes() -> list[Endpoint]:
+    def probe(path: str, handler: Any, responses: dict[int, Any]) -> Endpoint:
+        return endpoint("GET", path, handler, query=IgnoredParams, responses=responses, auth=False)
+
     return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        probe("/healthz", healthz, {200: Liveness}),
+        probe("/readyz", readyz, {200: Readiness, 503: Readiness}),
+        probe("/metrics", metrics, {200: Text("text/plain")}),
     ]

@@ -3,9 +3,11 @@
 msgspec decodes straight into typed structs several times faster than pydantic validates,
 and the structs below carry the constraints of `service.ingest.models`. The models stay
 the authority: whenever the fast path rejects a body, or cannot be sure it agrees with
-them, the body is validated by the models, which either raise the error the caller sees
-(message and field path exactly as before) or, when they accept what msgspec refused
-(pydantic's lax mode takes `"5"` for 5, unix times, ...), produce the records.
+them, the body is validated by the models (strictly, as JSON bodies always are), which
+either raise the error the caller sees (message and field path exactly as before) or, when
+they accept what msgspec refused (a time spelled in a form only pydantic reads, ...),
+produce the records. Both are strict: a JSON value must already have its type (`"5"` is
+no integer, `false` no cost, a number no time).
 
 Where the two could disagree on an accepted body, the fast path steps aside:
 * fractional seconds past the sixth digit: msgspec rounds them, pydantic truncates;

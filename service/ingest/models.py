@@ -14,15 +14,18 @@ Limits (documented in the README, "Ingest"):
   day in one project. Reads that add stored sums up do it in UInt128.
 * `cost`: a finite number 0 .. 1,000,000,000 per observation. Float64 sums of such values
   cannot reach infinity (it would take 10^299 observations), so totals stay JSON numbers.
-* times: inside the window of `service.times` (1970-01-01 .. 2105-12-31 UTC), which every
-  table and hour/day bucket can hold.
-* metadata: values that are not strings are stored as compact JSON text; integers keep
-  every digit at any size; non-finite numbers (`NaN`, `Infinity`, `1e400`) are rejected.
+* times: inside the window of `service.times.storable` (1970-01-01 up to 2100-01-01 UTC),
+  which every table and hour/day bucket can hold.
+* metadata: values that are not strings are stored as compact JSON text; non-finite
+  numbers (`NaN`, `Infinity`, `1e400`) and integers beyond 64 bits are rejected.
+
+JSON bodies are validated strictly (`validate_batch`): a value must already have its JSON
+type (`"cost": false`, `"input_tokens": "5"` and numeric times are a 400). Python callers
+(OTLP's mapping) validate dicts with the same models in the default mode.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -31,7 +34,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import FieldError, InvalidBatch, first_validation_error
-from service.times import check_time
+from service.times import storable
 
 ObservationType = Literal[
     "span",
@@ -52,20 +55,30 @@ MAX_ID_LENGTH = 512
 MAX_NAME_LENGTH = 1024
 MAX_LABEL_LENGTH = 256  # model, provider, each tag
 MAX_ENVIRONMENT_LENGTH = 128
+# Metadata integers JSON text carries faithfully: int64 and uint64 (what orjson writes).
+INT64_MIN = -(2**63)
+UINT64_MAX = 2**64 - 1
+BEYOND_64_BITS = "integer beyond 64 bits (send it as a string)"
 
 
 def metadata_value(value: Any) -> str:
-    """One metadata value as stored in Map(String, String): strings as they are, else JSON."""
+    """One metadata value as stored in Map(String, String): strings as they are, else JSON.
+
+    ValueError for what JSON text cannot carry faithfully: non-finite numbers, and integers
+    beyond 64 bits (most JSON readers round them; send such a number as a string).
+    """
     if isinstance(value, str):
         return value
     if type(value) is int:
-        return str(value)  # every digit at any size; orjson stops at 64 bits
+        if not INT64_MIN <= value <= UINT64_MAX:
+            raise ValueError(BEYOND_64_BITS)
+        return str(value)
     if type(value) is float and not math.isfinite(value):
         raise ValueError("must be a finite number")
     try:
         text = orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # a nested integer beyond 64 bits
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        raise ValueError(BEYOND_64_BITS) from None
     if "null" in text and _has_non_finite(value):  # orjson writes NaN and inf as null
         raise ValueError("must not contain non-finite numbers")
     return text
@@ -93,7 +106,7 @@ def metadata_strings(value: dict[str, Any]) -> dict[str, str]:
 
 
 # Times without an offset are taken as UTC; the writer converts them to DateTime64(3) ticks.
-EventTime = Annotated[datetime, AfterValidator(check_time)]
+EventTime = Annotated[datetime, AfterValidator(storable)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Metadata = Annotated[dict[str, Any], AfterValidator(metadata_strings)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
@@ -150,6 +163,8 @@ class IngestBatch(BaseModel):
 def validate_batch(body: bytes) -> IngestBatch:
     """Validate a JSON body with the models; raises `InvalidBatch` naming the first bad field."""
     try:
-        return IngestBatch.model_validate_json(body)
+        # Strict: a JSON value must already have its type (`"cost": false`, `"input_tokens":
+        # "5"` or a numeric `timestamp` are a 400, as the OpenAPI document says).
+        return IngestBatch.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise InvalidBatch(*first_validation_error(exc)) from None

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from service.ingest.models import metadata_strings
-from service.times import EARLIEST_MS, END_MS, EPOCH, MILLISECOND
+from service.times import EARLIEST_MS, EPOCH, LATEST_MS, MILLISECOND
 
 # Insert columns, in order: the project, the record's own columns, then what the writer adds.
 TRACE_FIELDS = (
@@ -178,7 +178,7 @@ class Batch:
         ):
             for index in indexes:
                 values = [v for v in columns[index] if v is not None]
-                if values and (min(values) < EARLIEST_MS or max(values) >= END_MS):
+                if values and (min(values) < EARLIEST_MS or max(values) >= LATEST_MS):
                     return False
         return True
 

@@ -1,15 +1,21 @@
 """The ingest writer: requests that arrive together are written together (group commit).
 
-Every ingest endpoint validates its request on its own (a bad request is a 400 and never
-reaches the writer), resolves the projects, and hands the rows to `IngestWriter.submit`
-(or awaits `IngestWriter.write`). One writer thread takes whatever has queued up — after
-a short linger, at once when a group is already full — and writes the
+Every ingest endpoint (`POST /v1/ingest`, the OTLP trace export) validates its request on
+its own (a bad request is a 400 and never reaches the writer), resolves the projects, and
+hands the rows to `IngestWriter.submit` (or awaits `IngestWriter.write`); the app holds
+ONE writer (`AppContext.ingest`), on the `ingest` engine role's own connection, so spans
+and JSON batches that arrive together share a group. One writer thread takes whatever has
+queued up — after a short linger, at once when a group is already full — and writes the
 whole group with ONE insert per table. Only when those inserts have returned does each
 request's future resolve, so no request is answered 2xx before its rows are written.
 
 chDB pays a fixed cost per insert (tens of ms): small SDK batches written one insert per
 request are slow, a few large inserts are fast. The queue is bounded in rows; when it is
-full, `submit` raises `Overloaded` (503 with Retry-After) instead of buffering without end.
+full, `submit` (and `ensure_room`, which endpoints call before reading a body) raises
+`Overloaded` (503 with Retry-After: the time the queue needs to drain at the recent rate,
+at least TA_INGEST_RETRY_AFTER_SECONDS, at most 30 s) instead of buffering without end.
+Inserts go through `ClickHouse.insert`, so on a server they carry the raw tables'
+`async_insert=1, wait_for_async_insert=1` (`service.engine_roles`).
 
 Failure: ClickHouse has no multi-table transaction. If the traces insert of a group fails,
 nothing is written and every request of the group gets `WriteFailed` (503, retry); if the
@@ -25,11 +31,12 @@ exactly as if they had been written one after the other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +52,8 @@ from service.times import EPOCH
 log = logging.getLogger(__name__)
 
 _MICROSECOND = timedelta(microseconds=1)
+# The longest Retry-After an overloaded answer asks for, whatever the drain estimate says.
+MAX_RETRY_AFTER = 30.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ class IngestWriter:
         linger_seconds: float = 0.010,
         max_queue_rows: int = 200_000,
         max_group_rows: int = 50_000,
+        min_retry_after: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ch = ch
@@ -131,12 +141,14 @@ class IngestWriter:
         self.linger_seconds = linger_seconds
         self.max_queue_rows = max_queue_rows
         self.max_group_rows = max_group_rows
+        self.min_retry_after = min_retry_after
         self._monotonic = monotonic
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._cond = threading.Condition()
         self._accepting = False
         self._thread: threading.Thread | None = None
+        self._held = False
         # When the last group insert returned (monotonic): lingering counts from there too.
         self._free_since = 0.0
         # Rows per second the writer has recently sustained, for Retry-After.
@@ -208,6 +220,18 @@ class IngestWriter:
         with self._cond:
             self._thread = None
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Write nothing while inside: requests queue up (tests fill the queue this way)."""
+        with self._cond:
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
+
     @property
     def queued_rows(self) -> int:
         with self._cond:
@@ -233,8 +257,8 @@ class IngestWriter:
         """
         with self._cond:
             while True:
-                if not self._queue:
-                    if not self._accepting:
+                if not self._queue or (self._held and self._accepting):
+                    if not self._queue and not self._accepting:
                         return None
                     self._cond.wait()
                     continue
@@ -296,10 +320,10 @@ class IngestWriter:
             )
 
     def _retry_after(self) -> float:
-        """Seconds until the queue has likely drained (1 s .. 30 s)."""
+        """Seconds until the queue has likely drained (TA_INGEST_RETRY_AFTER_SECONDS .. 30 s)."""
         if self._rate <= 0:
-            return 1.0
-        return min(30.0, max(1.0, self._queued_rows / self._rate))
+            return self.min_retry_after
+        return min(MAX_RETRY_AFTER, max(self.min_retry_after, self._queued_rows / self._rate))
 
     def _set_queue_gauges(self) -> None:
         self.metrics.ingest_queue_rows.set(self._queued_rows)
