@@ -1,9 +1,10 @@
 """The app factory: `create_app(settings, clickhouse, clock=...)` builds everything explicitly.
 
-The lifespan starts the scheduler inside the running loop, yields the `AppContext` as typed
-state (routes read it with `service.api.state.context`) and stops the scheduler on
-shutdown. Nothing lives in module globals, so two apps can run side by side in one process
-(tests, and the two-shard check).
+The lifespan starts the ingest writer and the scheduler inside the running loop, yields the
+`AppContext` as typed state (routes read it with `service.api.state.context`), and on
+shutdown first writes what the ingest queue holds (waiting requests get their answer),
+then stops the scheduler. Nothing lives in module globals, so two apps can run side by side
+in one process (tests, and the two-shard check).
 """
 
 from __future__ import annotations
