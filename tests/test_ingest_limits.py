@@ -8,7 +8,7 @@ Data at the very edges goes through rollups, durations, summaries and reads with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from service.clock import ManualClock
 from service.durations.materialize import materialize_traces
 from service.ingest.rows import OBSERVATION_COLUMNS
 from service.rollups import run_rollup_pass
+from service.times import EARLIEST_MS, EPOCH, LATEST_MS
 from tests.conftest import observation, trace
 
 EARLIEST = "1970-01-01T00:00:00.000Z"
@@ -83,6 +84,8 @@ def test_maximal_numbers_sum_without_overflow_in_summaries_and_usage(
 def insert_raw_observations(ch: ClickHouse, starts_ms: list[int], tokens: int) -> None:
     """Rows written past the ingest limits, as an older release could have stored them."""
     n = len(starts_ms)
+    # A recent version: the activity table keeps 30 days, and rollup passes read it.
+    stamp = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)
     ch.insert(
         "observations",
         OBSERVATION_COLUMNS,
@@ -103,7 +106,7 @@ def insert_raw_observations(ch: ClickHouse, starts_ms: list[int], tokens: int) -
             [0.0] * n,
             ["ok"] * n,
             [{}] * n,
-            [1_764_000_000_000_000] * n,
+            [stamp] * n,
             [0] * n,
         ],
         by_column=True,
@@ -115,14 +118,38 @@ def test_usage_token_sums_do_not_wrap_at_two_to_the_64(
 ) -> None:
     hour = int(datetime(2026, 11, 22, 10, tzinfo=UTC).timestamp() * 1000)
     insert_raw_observations(clickhouse, [hour, hour + 3_600_000], tokens=2**63)
-    run_rollup_pass(clickhouse, clock)  # one hourly row per hour, each 2^63: fits UInt64
-    # A part of a day: its bucket adds the two hourly rows up when read.
+    run_rollup_pass(clickhouse, clock)  # each 2^63 is past Int64 already; the ledger is Int128
+    # A part of a day: its bucket adds the two hours up.
     day = {"from": "2026-11-22T10:00:00Z", "to": "2026-11-22T12:00:00Z", "granularity": "day"}
     for read_from_raw in (False, True):
         with TestClient(make_app(rollup_read_from_raw=read_from_raw)) as client:
             response = client.get("/v1/usage", params=day)
         assert response.status_code == 200, response.text
         assert response.json()["data"][0]["input_tokens"] == 2**64, read_from_raw
+
+
+def test_ledger_sums_are_wide_enough_for_any_volume_within_the_limits(
+    clickhouse: ClickHouse,
+) -> None:
+    """Per observation: tokens <= 1e9, duration <= ~4.1e12 ms (the window), cost_pico <= 1e21.
+
+    An Int64 bucket row of durations would wrap after ~2.2 million observations lasting the
+    whole window; in Int128 every sum needs more than 1e25 observations. Counts stay Int64.
+    """
+    types = dict(
+        clickhouse.query_rows(
+            "t",
+            sql="SELECT name, type FROM system.columns "
+            "WHERE database = currentDatabase() AND table = 'rollup_ledger'",
+        )
+    )
+    assert {name: types[name] for name in ("input_tokens", "output_tokens", "sum_ms")} == {
+        "input_tokens": "Int128",
+        "output_tokens": "Int128",
+        "sum_ms": "Int128",
+    }
+    assert types["cost_pico"] == "Int128"
+    assert (LATEST_MS - EARLIEST_MS) * 2**64 < 2**127  # 2^64 whole-window durations fit
 
 
 def test_metadata_numbers_are_stored_as_their_text(

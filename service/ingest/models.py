@@ -8,14 +8,15 @@ a caller always sees the message and field path these models produce.
 Limits (documented in the README, "Ingest"):
 
 * `input_tokens`, `output_tokens`: integers 0 .. 1,000,000,000 per observation. The largest
-  model contexts are ~10^7 tokens, so this leaves 100x headroom; and every stored sum
-  (a trace, an hourly or daily rollup row, all UInt64) would need 1.8 x 10^10 maximal
-  observations to wrap, i.e. more than 200,000 maximal observations per second for a whole
-  day in one project. Reads that add stored sums up do it in UInt128.
+  model contexts are ~10^7 tokens, so this leaves 100x headroom. Trace summaries add them
+  up in Python; the rollup ledger sums in Int128 (migration 0010), which no volume of them
+  can wrap (it would take 10^29 maximal observations).
 * `cost`: a finite number 0 .. 1,000,000,000 per observation. Float64 sums of such values
-  cannot reach infinity (it would take 10^299 observations), so totals stay JSON numbers.
+  cannot reach infinity (it would take 10^299 observations), so totals stay JSON numbers;
+  the ledger's Int128 picodollars (<= 10^21 each) need 10^17 of them to wrap.
 * times: inside the window of `service.times.storable` (1970-01-01 up to 2100-01-01 UTC),
-  which every table and hour/day bucket can hold.
+  which every table and hour/day bucket can hold; so one duration is at most ~4.1 x 10^12
+  ms, and the ledger's Int128 sums of them cannot wrap either.
 * metadata: values that are not strings are stored as compact JSON text; non-finite
   numbers (`NaN`, `Infinity`, `1e400`) and integers beyond 64 bits are rejected.
 
