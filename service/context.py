@@ -17,6 +17,7 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.conclusions.health import PipelineHealth
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.settings import Settings
@@ -33,6 +34,8 @@ class AppContext:
     stamp: VersionStamp
     keyring: KeyRing
     migrations: list[Migration]
+    # How the conclusion passes have been doing (/readyz).
+    pipeline: PipelineHealth
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
@@ -57,4 +60,5 @@ def build_context(
         stamp=VersionStamp(clock),
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
+        pipeline=PipelineHealth.start(clock),
     )

@@ -4,15 +4,24 @@ Jobs are plain synchronous functions run in worker threads (clickhouse-connect b
 an explicit id, `max_instances=1` (a slow pass never overlaps itself) and `coalesce=True`
 (missed runs collapse into one). APScheduler's job stores can't be shared between
 processes, so `serve` runs one uvicorn worker; replicas split work by shard instead.
+
+A run that comes due while the job's previous run is still going is skipped. APScheduler
+logs a WARNING for every such skip (one a second for a slow delivery job); here they are
+counted in `ta_scheduler_skipped_runs_total{job_id}` and logged by `SkipLog`: the first
+skip, then at most one line a minute per job with the number skipped since.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -21,9 +30,65 @@ from service.conclusions.detector import run_detection_pass
 from service.context import AppContext
 from service.jobs.kinds import default_kinds
 from service.jobs.scheduled import run_pending_jobs
+from service.metrics import Metrics
 from service.rollups.job import run_scheduled_pass
 
 log = logging.getLogger(__name__)
+
+SKIP_LOG_INTERVAL_SECONDS = 60.0
+
+
+class _DropSkipWarnings(logging.Filter):
+    """Drops APScheduler's own line per skipped run (`SkipLog` reports skips instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+# The logger our schedulers hand to APScheduler (its `logger` option), a child of its own
+# so `configure_logging`'s level for "apscheduler" still applies: every record but the
+# skip lines reaches the usual handlers unchanged.
+_engine_log = logging.getLogger("apscheduler.scheduler.trace_analytics")
+_engine_log.addFilter(_DropSkipWarnings())
+
+
+class SkipLog:
+    """Counts skipped runs per job and logs them rarely: the first, then once a minute."""
+
+    def __init__(
+        self,
+        metrics: Metrics | None,
+        *,
+        interval: float = SKIP_LOG_INTERVAL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metrics = metrics
+        self.interval = interval
+        self.monotonic = monotonic
+        self._last_logged: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def skipped(self, job_id: str) -> None:
+        if self.metrics is not None:
+            self.metrics.scheduler_skipped_runs.labels(job_id).inc()
+        now = self.monotonic()
+        with self._lock:
+            count = self._unlogged.get(job_id, 0) + 1
+            last = self._last_logged.get(job_id)
+            if last is not None and now - last < self.interval:
+                self._unlogged[job_id] = count
+                return
+            self._last_logged[job_id] = now
+            self._unlogged[job_id] = 0
+        log.warning(
+            "scheduled run skipped: the previous run is still going",
+            extra={"job": job_id, "skipped": count, "log_interval_seconds": self.interval},
+        )
+
+    def on_event(self, event: Any) -> None:
+        """APScheduler listener for EVENT_JOB_MAX_INSTANCES."""
+        self.skipped(str(event.job_id))
 
 
 @dataclass(frozen=True)
@@ -35,13 +100,21 @@ class ScheduledJob:
     every_seconds: float
 
 
-def build_scheduler(jobs: list[ScheduledJob], *, threads: int = 4) -> AsyncIOScheduler:
+def build_scheduler(
+    jobs: list[ScheduledJob],
+    *,
+    threads: int = 4,
+    metrics: Metrics | None = None,
+    skip_log: SkipLog | None = None,
+) -> AsyncIOScheduler:
     """A scheduler with the given jobs; `start()` it inside the running event loop."""
     scheduler = AsyncIOScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=threads)},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
         timezone="UTC",
+        logger=_engine_log,
     )
+    scheduler.add_listener((skip_log or SkipLog(metrics)).on_event, EVENT_JOB_MAX_INSTANCES)
     for job in jobs:
         scheduler.add_job(
             _logged(job),
@@ -77,6 +150,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
                 clock=ctx.clock,
                 stamp=ctx.stamp,
                 metrics=ctx.metrics,
+                health=ctx.pipeline.detect,
             ),
             settings.check_interval_seconds,
         ),
@@ -91,6 +165,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
                 stamp=ctx.stamp,
                 stopping=ctx.stopping,
                 metrics=ctx.metrics,
+                health=ctx.pipeline.deliver,
             ),
             delivery_interval(settings),
         ),

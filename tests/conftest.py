@@ -138,7 +138,12 @@ def detect(app: Starlette) -> list[Conclusion]:
     """One detection pass with the app's settings, clock and metrics."""
     ctx = app_context(app)
     return run_detection_pass(
-        ctx.clickhouse, ctx.settings, clock=ctx.clock, stamp=ctx.stamp, metrics=ctx.metrics
+        ctx.clickhouse,
+        ctx.settings,
+        clock=ctx.clock,
+        stamp=ctx.stamp,
+        metrics=ctx.metrics,
+        health=ctx.pipeline.detect,
     )
 
 
@@ -161,4 +166,5 @@ def deliver(app: Starlette) -> DeliveryReport:
             stamp=ctx.stamp,
             stopping=ctx.stopping,
             metrics=ctx.metrics,
+            health=ctx.pipeline.deliver,
         )

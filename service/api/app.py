@@ -64,7 +64,7 @@ def create_app(
             ctx.sender = Sender(settings, transport=delivery_transport)
         if settings.scheduler_enabled:
             jobs = (scheduled_jobs or default_jobs)(ctx)
-            ctx.scheduler = build_scheduler(jobs)
+            ctx.scheduler = build_scheduler(jobs, metrics=ctx.metrics)
             ctx.scheduler.start()
             log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
         try:

@@ -21,7 +21,18 @@ def healthz(request: Request) -> Response:
 
 
 def readyz(request: Request) -> Response:
-    """Readiness: ClickHouse reachable, schema version matches, scheduler alive; else 503."""
+    """Readiness: ClickHouse reachable, schema version matches, scheduler alive; else 503.
+
+    The conclusion passes are reported too (`checks.detection`, `checks.delivery`). One that
+    fails every pass makes the answer `"status": "degraded"` with a warning, but stays 200.
+    Readiness decides whether this pod gets API traffic, and ingest and reads work fine
+    while delivery is broken. Such a failure is almost always shared by every replica (the
+    schema, ClickHouse, the code), so a 503 would take the whole API out of rotation and
+    turn a delivery incident into lost ingest. The failure is made loud instead by
+    `ta_conclusion_consecutive_pass_failures` and its critical alert. An unreachable
+    receiver is not a pipeline failure: passes succeed and retries wait in the outbox
+    (`attempts_failing_since`, `ta_deliveries_pending`).
+    """
     ctx = context(request)
     checks: dict[str, Any] = {}
     problems: list[str] = []
@@ -53,9 +64,22 @@ def readyz(request: Request) -> Response:
         checks["scheduler"] = "disabled"
     # Informational only: a failed backfill must not take the service out of rotation.
     checks["jobs"] = jobs_readiness(ctx.clickhouse, ctx.metrics)
-    body: dict[str, Any] = {"status": "ready" if not problems else "not_ready", "checks": checks}
+    warnings = []
+    for label, health in (("detection", ctx.pipeline.detect), ("delivery", ctx.pipeline.deliver)):
+        checks[label] = health.report()
+        if health.failing:
+            warnings.append(
+                f"conclusion {label} has failed {health.consecutive_failures} passes in a row: "
+                f"{health.last_error}"
+            )
+    if ctx.settings.analyze_url is None and not ctx.pipeline.deliver.failing:
+        checks["delivery"]["status"] = "not_configured"
+    overall = "not_ready" if problems else "degraded" if warnings else "ready"
+    body: dict[str, Any] = {"status": overall, "checks": checks}
     if problems:
         body["reasons"] = problems
+    if warnings:
+        body["warnings"] = warnings
     return JSONResponse(body, status_code=200 if not problems else 503)
 
 

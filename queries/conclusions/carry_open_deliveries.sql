@@ -1,0 +1,16 @@
+-- Copies the open deliveries whose newest row sits in a closed slot into the current slot, version unchanged, so the closed slot can be dropped; reads delivery_outbox (bounded by its slots) and writes only open rows.
+INSERT INTO delivery_outbox
+    (slot, project_id, trace_id, revision, concluded_at, last_activity_at, summary, status,
+     attempts, first_attempt_at, next_attempt_at, last_error, updated_at)
+SELECT
+    {target:DateTime('UTC')}, project_id, trace_id, revision, concluded_at, last_activity_at,
+    summary, status, attempts, first_attempt_at, next_attempt_at, last_error, updated_at
+FROM delivery_outbox
+WHERE slot = {slot:DateTime('UTC')}
+  AND status IN ('pending', 'dead')
+  AND (project_id, trace_id, revision, updated_at) IN
+  (
+      SELECT project_id, trace_id, revision, max(updated_at)
+      FROM delivery_outbox
+      GROUP BY project_id, trace_id, revision
+  )
