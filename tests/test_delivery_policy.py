@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -28,6 +29,7 @@ from service.conclusions.retry import (
     next_attempt_at,
     parse_retry_after,
     redriven,
+    schedule_table,
 )
 from service.errors import InvalidParameter
 from service.traces.rows import TraceRow, TraceRows
@@ -291,3 +293,17 @@ def test_batch_key_does_not_depend_on_order() -> None:
     parts = [webhook.item_json(i, batch_mode=True) for i in (a, b)]
     array = orjson.loads(webhook.body(parts, batch_mode=True))
     assert [i["idempotency_key"] for i in array] == ["p1:t1:1", "p1:t2:1"]
+
+
+DASH = "\u2013"  # the README's ranges use an en dash
+
+
+def test_the_readme_schedule_table_is_the_codes() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for row in schedule_table(RetryPolicy(), rows=10):
+        line = (
+            f"| {row.attempt} | 0{DASH}{row.max_delay:g} s | {row.cumulative_expected:g} s "
+            f"| {row.cumulative_max:g} s |"
+        )
+        assert line in readme
+    assert f"| 11, 12, \u2026 | 0{DASH}{MAX_DELAY_SECONDS:g} s |" in readme
