@@ -48,6 +48,7 @@ Action = tuple[Any, ...]
 class Received:
     body: bytes
     headers: dict[str, str]
+    line: str = ""  # the request line, e.g. "POST /analyze HTTP/1.1"
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Receiver:
             name, _, value = header.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         body = rfile.read(int(headers.get("content-length", "0")))
-        return Received(body, headers)
+        return Received(body, headers, line.decode("latin-1").strip())
 
     def act(self, connection: socket.socket, action: Action) -> bool:
         """Carry out `action`; True if the connection can take another request."""
@@ -224,6 +225,28 @@ def test_shutdown_waits_only_for_the_attempts_deadline(
     worker.join()
     assert elapsed < 8
     assert app_context(app).stopping.is_set()
+
+
+def test_the_environments_proxy_is_used_and_held_to_the_same_deadline(
+    make_app: Callable[..., Starlette],
+    clock: ManualClock,
+    receiver_for: Callable[..., Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = receiver_for(lambda request: ("trickle", 0.3))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/analyze"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    url = "http://analyze.example/hook"
+    app = make_app(idle_seconds=IDLE, analyze_url=url, analyze_timeout_seconds=1)
+    with TestClient(app) as client:
+        conclude(client, app, clock, "t1")
+        elapsed, report = timed(lambda: deliver(app))
+        row = feed(client)["t1"]
+    assert [r.line for r in proxy.received] == [f"POST {url} HTTP/1.1"]
+    assert report.retrying == 1
+    assert row["last_error"].startswith("timed out")
+    assert elapsed < 8
 
 
 # Item 14.3: 429 and 5xx are retried on the same key until delivered, by time.

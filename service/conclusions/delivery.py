@@ -49,7 +49,11 @@ from service.conclusions.retry import (
     parse_retry_after,
     redriven,
 )
-from service.conclusions.transport import DeadlineTransport, attempt_deadline
+from service.conclusions.transport import (
+    DeadlineTransport,
+    attempt_deadline,
+    environment_proxy,
+)
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -163,7 +167,7 @@ class Sender:
         self.client = httpx.Client(
             timeout=self.timeout,
             limits=limits,
-            transport=transport or DeadlineTransport(limits),
+            transport=transport or DeadlineTransport(limits, environment_proxy(self.url)),
             follow_redirects=False,
         )
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ta-deliver")

@@ -12,6 +12,9 @@ The sync client does all of a request's I/O in the calling thread, which is why 
 context-local deadline reaches every operation of that request and of no other one. The
 transport itself is httpcore's connection pool with a wrapped network backend, mapped to
 httpx's exception types, so keep-alive and pooling behave as with `httpx.HTTPTransport`.
+httpx ignores HTTP_PROXY and friends once a transport is given, so `environment_proxy`
+reads them (and NO_PROXY) for the one URL delivery talks to, and the transport goes
+through that proxy with the same deadline.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from __future__ import annotations
 import contextlib
 import ssl
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+
+from service.errors import ConfigError
 
 _DEADLINE: ContextVar[float | None] = ContextVar("ta_attempt_deadline", default=None)
 # Writes are cut into pieces this big so that each socket send gets a fresh, shorter
@@ -162,17 +169,51 @@ class _ResponseStream(httpx.SyncByteStream):
             close()
 
 
-class DeadlineTransport(httpx.BaseTransport):
-    """Direct HTTP(S) connections, keep-alive pooled, bounded per attempt (see module doc)."""
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(),
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment asks for when calling `url` (HTTP(S)_PROXY, ALL_PROXY and
+    NO_PROXY, as httpx and urllib read them), or None to connect directly."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    if not proxy.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{parts.scheme}_proxy / all_proxy: delivery supports http:// and https:// proxies "
+            f"only (got {urlsplit(proxy).scheme or proxy!r})"
         )
+    return proxy
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """HTTP(S) connections, keep-alive pooled, bounded per attempt (see module doc);
+    through `proxy` when one is given (an http:// or https:// proxy URL)."""
+
+    def __init__(self, limits: httpx.Limits, proxy: str | None = None) -> None:
+        pool: dict[str, Any] = {
+            "ssl_context": httpx.create_ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": _DeadlineBackend(),
+        }
+        self._pool: httpcore.ConnectionPool
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(**pool)
+        else:
+            via = httpx.Proxy(proxy)
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=httpcore.URL(
+                    scheme=via.url.raw_scheme,
+                    host=via.url.raw_host,
+                    port=via.url.port,
+                    target=via.url.raw_path,
+                ),
+                proxy_auth=via.raw_auth,
+                proxy_headers=via.headers.raw,
+                proxy_ssl_context=via.ssl_context,
+                **pool,
+            )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
