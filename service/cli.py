@@ -245,6 +245,8 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
             f"delivered {report.delivered}, retrying {report.retrying}, dead {report.dead}; "
             f"open now: {report.pending} pending, {report.dead_total} dead"
         )
+        for error in report.errors:  # the first few distinct reasons, when any failed
+            print(f"  failed: {error}")
     return 0
 
 

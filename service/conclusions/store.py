@@ -170,7 +170,6 @@ class Compaction:
     """What one `compact_outbox` call did."""
 
     dropped: list[datetime] = field(default_factory=list)
-    kept: int = 0  # slots still open
 
 
 def compact_outbox(ch: ClickHouse, now: datetime) -> Compaction:
@@ -185,7 +184,6 @@ def compact_outbox(ch: ClickHouse, now: datetime) -> Compaction:
     for (slot_seconds,) in ch.query_rows("conclusions/outbox_slots"):
         slot = EPOCH + timedelta(seconds=int(slot_seconds))
         if not is_closed(slot, now) or slot >= target:
-            result.kept += 1
             continue
         ch.command("conclusions/carry_open_deliveries", {"slot": slot, "target": target})
         ch.command("conclusions/drop_outbox_slot", {"slot": slot})
