@@ -24,11 +24,12 @@ request starts; requests already in flight end by their deadline and are recorde
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -363,36 +364,48 @@ class _Rounds:
                 return
 
     def round(self, due: Sequence[Conclusion]) -> bool:
-        """Send one round, writing outcomes as they come in; True if every one delivered."""
+        """Send one round, writing outcomes as they come in; True if every one delivered.
+
+        An outcome waits at most FLUSH_SECONDS before it is written, and a write takes at
+        most FLUSH_MAX_ITEMS of them.
+        """
         policy = retry_policy(self.settings)
         halted = threading.Event()  # set when writing fails: start nothing more
         requests = chunk(due, self.settings.analyze_batch_size)
-        pending = set(
-            self.sender.submit(requests, lambda: self.stopping.is_set() or halted.is_set())
-        )
+        # Finished requests arrive on a queue: O(1) per completion, where waiting on the
+        # set of futures would register with every pending one each time.
+        finished: queue.SimpleQueue[Future[list[Attempt]]] = queue.SimpleQueue()
+        futures = self.sender.submit(requests, lambda: self.stopping.is_set() or halted.is_set())
+        for future in futures:
+            future.add_done_callback(finished.put)
+        remaining = len(futures)
         buffer: list[Conclusion] = []
+        oldest = 0.0  # when the oldest buffered outcome came in
         all_delivered = True
-        last_write = time.monotonic()
         try:
-            while pending:
-                timeout = max(0.0, last_write + FLUSH_SECONDS - time.monotonic())
-                done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-                for future in done:
-                    attempts = future.result()
-                    states = _states(attempts, self.clock(), policy, self.rng)
-                    _observe_attempts(self.metrics, attempts, states)
-                    self.report.requests += sum(1 for a in attempts if a.sent)
-                    unsent = sum(len(a.items) for a in attempts if a.outcome is None)
-                    self.report.not_sent += unsent
-                    all_delivered &= not unsent and all(
-                        s.status is Status.DELIVERED for s in states
-                    )
-                    buffer.extend(states)
-                overdue = time.monotonic() - last_write >= FLUSH_SECONDS
-                if len(buffer) >= FLUSH_MAX_ITEMS or (buffer and overdue):
+            while remaining:
+                if buffer:
+                    wait_for = max(0.0, oldest + FLUSH_SECONDS - time.monotonic())
+                    try:
+                        future = finished.get(timeout=wait_for)
+                    except queue.Empty:
+                        self.write(buffer)
+                        continue
+                else:
+                    future = finished.get()
+                remaining -= 1
+                attempts = future.result()
+                states = _states(attempts, self.clock(), policy, self.rng)
+                _observe_attempts(self.metrics, attempts, states)
+                self.report.requests += sum(1 for a in attempts if a.sent)
+                unsent = sum(len(a.items) for a in attempts if a.outcome is None)
+                self.report.not_sent += unsent
+                all_delivered &= not unsent and all(s.status is Status.DELIVERED for s in states)
+                if states and not buffer:
+                    oldest = time.monotonic()
+                buffer.extend(states)
+                if len(buffer) >= FLUSH_MAX_ITEMS:
                     self.write(buffer)
-                if overdue or not buffer:
-                    last_write = time.monotonic()
             self.write(buffer)
         except BaseException:
             halted.set()  # unstarted requests stay pending; in-flight ones end by deadline
