@@ -373,12 +373,13 @@ class HistoryFigures:
     pass_ms: float  # a delivery pass of DUE_PER_PASS new conclusions, history compacted
     due_ms: float  # its due query alone
     old_due_ms: float  # the old outbox's due query with the same history
+    outbox_rows: int  # rows in delivery_outbox after the measured passes
 
 
 DUE_PER_PASS = 1000
 
 
-def bench_history(ch: ClickHouse, history: int, passes: int = 5) -> HistoryFigures:
+def bench_history(ch: ClickHouse, history: int, passes: int = 9) -> HistoryFigures:
     params = {
         "now": NOW,
         "history": history,
@@ -432,13 +433,14 @@ def bench_history(ch: ClickHouse, history: int, passes: int = 5) -> HistoryFigur
         pass_ms=statistics.median(pass_seconds) * 1000,
         due_ms=statistics.median(due_seconds) * 1000,
         old_due_ms=statistics.median(old_seconds) * 1000,
+        outbox_rows=int(outbox_rows),
     )
 
 
 def run_history(sizes: list[int]) -> None:
     print(f"delivery pass vs history: {DUE_PER_PASS} new conclusions per pass, to 127.0.0.1")
     print(
-        f"{'history':>10} {'compact s':>9} {'pass ms':>8} {'due ms':>7} "
+        f"{'history':>10} {'compact s':>9} {'outbox rows':>11} {'pass ms':>8} {'due ms':>7} "
         f"{'old due ms':>10} {'old/ours due':>12}"
     )
     figures: dict[int, HistoryFigures] = {}
@@ -451,7 +453,8 @@ def run_history(sizes: list[int]) -> None:
             finally:
                 ch.close()
             print(
-                f"{size:>10,} {f.compact_s:>9.1f} {f.pass_ms:>8.1f} {f.due_ms:>7.1f} "
+                f"{size:>10,} {f.compact_s:>9.1f} {f.outbox_rows:>11,} {f.pass_ms:>8.1f} "
+                f"{f.due_ms:>7.1f} "
                 f"{f.old_due_ms:>10.1f} {f.old_due_ms / f.due_ms:>11.1f}x"
             )
     if len(sizes) > 1:
