@@ -39,6 +39,7 @@ from service.durations.backfill import KIND as DURATIONS
 from service.durations.backfill import backfill_params
 from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
+from service.engine_roles import JOBS
 from service.jobs.kinds import default_kinds
 from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import rollup_backfill_params
@@ -268,10 +269,13 @@ def main() -> None:
             reader.start()
             reader.idle("before", args.quiet_seconds)
 
+            # Backfills run on the `jobs` engine role, as `serve` runs them; the API reads on
+            # its own connections (engine roles), so it waits for no backfill statement.
+            jobs = ch.role(JOBS)
             if args.only != "durations":
-                bench_rollups(ch, reader, args, rates)
+                bench_rollups(jobs, reader, args, rates)
             if args.only != "rollups":
-                bench_durations(ch, reader, args, rates, version)
+                bench_durations(jobs, reader, args, rates, version)
             reader.stop.set()
             reader.join()
             server.should_exit = True

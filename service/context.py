@@ -18,9 +18,24 @@ from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
 from service.conclusions.health import PipelineHealth
+from service.engine_roles import API, INGEST
+from service.ingest.admission import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.settings import Settings
+
+
+class PassLocks:
+    """One lock per periodic pass, so a scheduled run and one asked for over the admin API
+    (`POST /v1/admin/check`, `/v1/admin/rollup`) never run the same pass at once."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __getitem__(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
 
 
 @dataclass
@@ -28,18 +43,26 @@ class AppContext:
     """Shared resources of one running app (tests build several side by side)."""
 
     settings: Settings
+    # The API's engine: role `api`, a pool of TA_API_CONNECTIONS connections (embedded).
+    # Background work runs on other roles' engines (`engine(role)`), so it never queues it.
     clickhouse: ClickHouse
     metrics: Metrics
     clock: Clock
     stamp: VersionStamp
     keyring: KeyRing
     migrations: list[Migration]
+    writer: IngestWriter
     # How the conclusion passes have been doing (/readyz).
     pipeline: PipelineHealth
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
     sender: Sender | None = None
+    pass_locks: PassLocks = field(default_factory=PassLocks)
+
+    def engine(self, role: str) -> ClickHouse:
+        """The engine of one role (`service.engine_roles`: ingest, detect, deliver, ...)."""
+        return self.clickhouse.role(role)
 
 
 def build_context(
@@ -49,16 +72,23 @@ def build_context(
     clock: Clock = system_clock,
     registry: CollectorRegistry | None = None,
 ) -> AppContext:
-    """Everything an app needs, wired from settings and one engine."""
+    """Everything an app needs, wired from settings and one engine (any of its roles)."""
     metrics = Metrics(registry)
     clickhouse.add_observer(metrics.observe_query)
+    stamp = VersionStamp(clock)
     return AppContext(
         settings=settings,
-        clickhouse=clickhouse,
+        clickhouse=clickhouse.role(API),
         metrics=metrics,
         clock=clock,
-        stamp=VersionStamp(clock),
+        stamp=stamp,
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
+        writer=IngestWriter(
+            clickhouse.role(INGEST),
+            stamp,
+            max_concurrent=settings.ingest_max_concurrent_writes,
+            retry_after=settings.ingest_retry_after_seconds,
+        ),
         pipeline=PipelineHealth.start(clock),
     )

@@ -3,6 +3,8 @@
 ServiceError
  ├── ConfigError              a bad TA_* value; one line naming the variable (exit 2)
  ├── EngineUnavailable        ClickHouse could not be opened or reached (exit 2, /readyz 503)
+ │    └── DirectoryInUse      another process holds the embedded data directory
+ ├── CannotListen             `serve` could not bind its address (exit 2, before any work)
  ├── MigrationError           the schema and this build disagree (exit 2, /readyz 503)
  ├── JobFailed                a background job broke one of its own invariants
  ├── UsageError               a command line that asks for something impossible (exit 2)
@@ -14,6 +16,7 @@ ServiceError
       │    └── InvalidBody           400 invalid_body        (other JSON bodies)
       ├── Unauthorized               401 unauthorized
       ├── ForbiddenProject           403 forbidden_project
+      ├── AdminOnly                  403 admin_only          (an admin endpoint, a project key)
       ├── NotFound                   404 not_found
       ├── Conflict                   409 conflict
       ├── PayloadTooLarge            413 payload_too_large
@@ -28,6 +31,9 @@ an `InvalidInput` starts with the field or parameter at fault, e.g.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from pydantic import ValidationError
 
 
@@ -41,6 +47,19 @@ class ConfigError(ServiceError, ValueError):
 
 class EngineUnavailable(ServiceError, RuntimeError):
     """ClickHouse could not be opened or reached; the message is one line for an operator."""
+
+
+class DirectoryInUse(EngineUnavailable):
+    """Another process holds the embedded data directory (`pid` when it recorded one)."""
+
+    def __init__(self, message: str, *, path: Path, pid: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+
+
+class CannotListen(ServiceError, RuntimeError):
+    """`serve` could not bind its address (port in use, no permission); one line, exit 2."""
 
 
 class MigrationError(ServiceError, RuntimeError):
@@ -115,6 +134,13 @@ class ForbiddenProject(ClientError):
     code = "forbidden_project"
 
 
+class AdminOnly(ClientError):
+    """A project key called an endpoint that needs an admin key (`key=*`)."""
+
+    status = 403
+    code = "admin_only"
+
+
 class NotFound(ClientError):
     """The resource does not exist, or belongs to a project the caller may not see."""
 
@@ -149,9 +175,16 @@ class Overloaded(ClientError):
     status = 503
     code = "overloaded"
 
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+    def __init__(
+        self, message: str = "the write path is busy; retry later", retry_after: float = 1.0
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    @property
+    def retry_after_header(self) -> str:
+        """`Retry-After` in whole seconds (at least 1), as HTTP wants it."""
+        return str(max(1, math.ceil(self.retry_after)))
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -107,6 +107,8 @@ class RedactingFilter(logging.Filter):
 def secret_values(settings: Settings) -> list[str]:
     """Every secret in the configuration: API keys, webhook secret, ClickHouse password."""
     secrets = list(settings.api_key_map())
+    if settings.admin_key is not None:
+        secrets.append(settings.admin_key.get_secret_value())
     if settings.webhook_secret is not None:
         webhook = settings.webhook_secret.get_secret_value()
         secrets += [webhook, webhook.removeprefix("whsec_")]
@@ -166,3 +168,6 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     # httpx logs every request URL at INFO; an analyze URL may carry a token in its query.
     logging.getLogger("httpx").setLevel(quiet)
     logging.getLogger("httpcore").setLevel(quiet)
+    # urllib3 (under clickhouse-connect) warns before each retry, quoting a long repr; the
+    # failure itself is reported once, by whoever called ClickHouse.
+    logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.ERROR))

@@ -26,9 +26,21 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.http_connections = Gauge(
+            "ta_http_connections",
+            "Open client connections (at most TA_HTTP_MAX_CONNECTIONS).",
+            registry=r,
+        )
+        self.http_connections_dropped = Counter(
+            "ta_http_connections_dropped_total",
+            "Client connections closed by a limit, by reason (over_limit, idle, "
+            "header_timeout, body_timeout, headers_too_large).",
+            ["reason"],
+            registry=r,
+        )
         self.ingested_rows = Counter(
             "ta_ingested_rows_total",
-            "Rows written through POST /v1/ingest, by table.",
+            "Rows written through ingest (POST /v1/ingest and OTLP), by table.",
             ["table"],
             registry=r,
         )
@@ -36,6 +48,11 @@ class Metrics:
             "ta_ingest_rejected_batches_total",
             "Ingest batches rejected before writing, by error code.",
             ["code"],
+            registry=r,
+        )
+        self.otlp_rejected_spans = Counter(
+            "ta_otlp_rejected_spans_total",
+            "OTLP spans rejected as invalid (answered as a partial success).",
             registry=r,
         )
         self.clickhouse_latency = Histogram(
@@ -124,7 +141,8 @@ class Metrics:
         # Scheduler.
         self.scheduler_skipped_runs = Counter(
             "ta_scheduler_skipped_runs_total",
-            "Scheduled runs skipped because the job's previous run was still going, by job id.",
+            "Scheduled runs skipped because the same pass was still running (the job's previous "
+            "run, or the pass asked for over the admin API), by job id.",
             # Not `job`: Prometheus reserves that label for the scrape target.
             ["job_id"],
             registry=r,

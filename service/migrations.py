@@ -210,7 +210,11 @@ def check_cluster(ch: ClickHouse) -> None:
 def status(ch: ClickHouse, shipped: list[Migration] | None = None) -> SchemaStatus:
     """Compare the database with the migrations this build ships."""
     shipped = discover() if shipped is None else shipped
-    applied = applied_migrations(ch)
+    return compare(applied_migrations(ch), shipped)
+
+
+def compare(applied: dict[str, str], shipped: list[Migration]) -> SchemaStatus:
+    """What `applied` (`{name: checksum}`, from any database) lacks or has beyond `shipped`."""
     known = {m.name: m for m in shipped}
     return SchemaStatus(
         wanted=shipped[-1].name if shipped else None,

@@ -1,23 +1,22 @@
-"""The one `from`/`to`/`granularity` parser of the read APIs (usage, latency, duration stats).
+"""The one `from`/`to`/`granularity` rule of the read APIs (usage, latency, duration stats).
 
 A range selects the UTC hour buckets overlapping [from, to): `from` is floored to its hour
 and `to` rounded up, so a rollup (hourly rows) and a raw recomputation (per row) cover
-exactly the same rows. Pure; every error is an `InvalidParameter` naming the parameter.
+exactly the same rows. The API parses the parameters' syntax from their declaration
+(`service.api.params.RangeParams`); this module checks what a declaration cannot (order,
+length). Pure; every error is an `InvalidParameter` naming the parameter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from service.errors import InvalidParameter
-from service.times import ceil_hour, floor_hour, parse_time
+from service.times import EARLIEST, ceil_hour, floor_hour, format_time
 
 Granularity = Literal["hour", "day"]
-GRANULARITIES: tuple[Granularity, ...] = ("hour", "day")
-RANGE_PARAMETERS = frozenset({"from", "to", "granularity"})
 DEFAULT_SPAN = timedelta(days=1)
 
 
@@ -30,29 +29,24 @@ class TimeRange:
     granularity: Granularity
 
 
-def parse_time_range(params: Mapping[str, str], *, now: datetime, max_range_days: int) -> TimeRange:
-    """`to` defaults to now and `from` to 24 h before `to`; `granularity` to `hour`."""
-    to = _time(params, "to") or now
-    start = _time(params, "from") or to - DEFAULT_SPAN
-    if start >= to:
+def time_range(
+    start: datetime | None,
+    end: datetime | None,
+    granularity: Granularity,
+    *,
+    now: datetime,
+    max_range_days: int,
+) -> TimeRange:
+    """`end` defaults to now and `start` to 24 h before `end`."""
+    to = end or now
+    begin = start or to - DEFAULT_SPAN
+    if begin >= to:
         raise InvalidParameter("from", "must be before to")
-    if to - start > timedelta(days=max_range_days):
+    if begin < EARLIEST:  # `to` near the window's start, `from` defaulted before it
+        raise InvalidParameter("from", f"must be at or after {format_time(EARLIEST)}")
+    if to - begin > timedelta(days=max_range_days):
         raise InvalidParameter(
             "to",
             f"range from..to is longer than the {max_range_days}-day limit (TA_MAX_RANGE_DAYS)",
         )
-    raw = params.get("granularity") or "hour"
-    for granularity in GRANULARITIES:
-        if raw == granularity:
-            return TimeRange(lo=floor_hour(start), hi=ceil_hour(to), granularity=granularity)
-    raise InvalidParameter("granularity", f"{raw!r} is not hour or day")
-
-
-def _time(params: Mapping[str, str], name: str) -> datetime | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return parse_time(raw)
-    except ValueError:
-        raise InvalidParameter(name, f"{raw!r} is not an RFC 3339 time") from None
+    return TimeRange(lo=floor_hour(begin), hi=ceil_hour(to), granularity=granularity)

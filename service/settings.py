@@ -29,7 +29,19 @@ class Settings(BaseSettings):
         None, description="Cluster name: migrations use ON CLUSTER and Replicated engines."
     )
     query_timeout_seconds: float = Field(
-        30.0, gt=0, description="max_execution_time sent with every ClickHouse query."
+        30.0,
+        gt=0,
+        description="max_execution_time sent with every ClickHouse statement; a server's "
+        "answer is awaited this long plus 5 s.",
+    )
+    clickhouse_connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long connecting to a ClickHouse server may take."
+    )
+    api_connections: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Engine connections API requests share (embedded: statements at once).",
     )
 
     # Conclusion detection
@@ -86,12 +98,42 @@ class Settings(BaseSettings):
     host: str | None = Field(
         None, description="Bind address; 127.0.0.1 when no API keys are set, else 0.0.0.0."
     )
-    port: int = Field(8080, ge=1, le=65535, description="Bind port.")
+    port: int = Field(
+        8080, ge=0, le=65535, description="Bind port; 0 picks a free one (see the log line)."
+    )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Admin key the CLI sends to a running `serve`; default: the first key=* "
+        "of TA_API_KEYS.",
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Open client connections `serve` keeps; more get a 503 and are closed.",
+    )
+    http_keepalive_seconds: int = Field(
+        5, ge=1, le=300, description="How long a connection may sit idle before a request."
+    )
+    http_header_timeout_seconds: int = Field(
+        10, ge=1, le=300, description="Time a client has to send a request's headers."
+    )
+    http_body_timeout_seconds: int = Field(
+        60, ge=1, le=3600, description="Time a client has to send a request's body."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
     ingest_max_bytes: int = Field(
-        10 * 1024 * 1024, ge=1024, description="Largest POST /v1/ingest body (413 above)."
+        10 * 1024 * 1024,
+        ge=1024,
+        description="Largest ingest body (/v1/ingest, OTLP), also once decompressed (413 above).",
+    )
+    ingest_max_concurrent_writes: int = Field(
+        8, ge=1, description="Ingest writes in flight at once; above it a request is a 503."
+    )
+    ingest_retry_after_seconds: float = Field(
+        1.0, gt=0, description="Retry-After sent with an overloaded (503) ingest answer."
     )
 
     # Backfill jobs
@@ -155,6 +197,13 @@ class Settings(BaseSettings):
         parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("admin_key")
+    @classmethod
+    def _optional_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.shard_index >= self.shard_count:
@@ -178,6 +227,12 @@ class Settings(BaseSettings):
             return self.host
         return "0.0.0.0" if self.api_keys is not None else "127.0.0.1"
 
+    def cli_admin_key(self) -> str | None:
+        """The key the CLI presents to a running `serve`: TA_ADMIN_KEY, else the first `*` key."""
+        if self.admin_key is not None:
+            return self.admin_key.get_secret_value()
+        return next((key for key, project in self.api_key_map().items() if project == "*"), None)
+
     def api_key_map(self) -> dict[str, str]:
         """`{key: project or "*"}` from TA_API_KEYS (empty when auth is off)."""
         if self.api_keys is None:
@@ -188,13 +243,20 @@ class Settings(BaseSettings):
 def parse_api_keys(raw: str) -> dict[str, str]:
     """Parse `k1=acme,k0=*`; the error never repeats a key."""
     keys: dict[str, str] = {}
+    positions: dict[str, int] = {}
     for position, pair in enumerate(p.strip() for p in raw.split(",")):
         if not pair:
             continue
         key, sep, project = pair.partition("=")
         if not sep or not key.strip() or not project.strip():
             raise ValueError(f"entry {position + 1} is not key=project (or key=*)")
-        keys[key.strip()] = project.strip()
+        key = key.strip()
+        if key in keys:
+            raise ValueError(
+                f"entry {position + 1} repeats the key of entry {positions[key] + 1}; "
+                "every key must be unique"
+            )
+        keys[key], positions[key] = project.strip(), position
     if not keys:
         raise ValueError("no key=project pairs found")
     return keys
@@ -248,7 +310,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     if not field:
         return message
     variable = f"TA_{field.upper()}"
-    if field in ("api_keys", "webhook_secret"):
+    if field in ("api_keys", "webhook_secret", "admin_key"):
         return f"{variable}: {message}"
     value = error.get("input")
     shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""

@@ -9,18 +9,42 @@ as "everything ingested before the watermark is included" true.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+# Times every table and query parameter can hold: hour buckets are `DateTime` (1970 to
+# 2106), raw times `DateTime64` (1900 to 2299). Inputs outside [EARLIEST, LATEST) are a 400.
+EARLIEST = EPOCH
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_time(raw: str) -> datetime:
     """An RFC 3339 string as aware UTC; no offset means UTC. Raises ValueError."""
     value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+        raise ValueError(f"{raw!r} is out of range in UTC") from None
 
 
+def storable(value: datetime) -> datetime:
+    """`value` if the storage can hold it; ValueError naming the window otherwise."""
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(
+            f"{format_time(value)} is outside the supported window "
+            f"[{format_time(EARLIEST)}, {format_time(LATEST)})"
+        )
+    return value
+
+
+@overload
+def format_time(value: datetime) -> str: ...
+@overload
+def format_time(value: datetime | None) -> str | None: ...
 def format_time(value: datetime | None) -> str | None:
     """`2026-11-22T10:01:05.120Z` (UTC, always milliseconds), or None."""
     if value is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,8 +91,8 @@ def test_rollups_backfill_honours_an_explicit_range(
 
 
 @pytest.fixture
-def cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    url = f"chdb://{tmp_path / 'cli-data'}"
+def cli_settings(clickhouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    url = clickhouse_url
     monkeypatch.setenv("TA_CLICKHOUSE_URL", url)
     monkeypatch.setenv("TA_BACKFILL_PAUSE_SECONDS", "0")
     return Settings(clickhouse_url=url)
@@ -159,6 +158,8 @@ def test_cli_backfill_durations_list_and_resume(
 def test_cli_backfill_usage_errors_are_one_line(
     cli_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["migrate"]) == 0  # a server is migrated before anything else runs
+    capsys.readouterr()
     assert main(["backfill"]) == 2
     assert "name a backfill" in capsys.readouterr().err
     assert main(["backfill", "--resume", "nope"]) == 2

@@ -1,8 +1,6 @@
-"""The command line: migrate and demo on embedded chDB, one-line errors."""
+"""The command line: migrate and demo on the test's engine, one-line errors."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -10,10 +8,9 @@ from service.cli import main
 
 
 @pytest.fixture
-def data_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"chdb://{tmp_path / 'data'}"
-    monkeypatch.setenv("TA_CLICKHOUSE_URL", url)
-    return url
+def data_url(clickhouse_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("TA_CLICKHOUSE_URL", clickhouse_url)
+    return clickhouse_url
 
 
 def test_migrate_then_status_is_up_to_date(
@@ -29,8 +26,18 @@ def test_migrate_then_status_is_up_to_date(
 def test_demo_writes_traces_through_the_ingest_path(
     data_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["migrate"]) == 0
     assert main(["demo", "--traces", "40"]) == 0
     assert "wrote 40 traces" in capsys.readouterr().out
+
+
+@pytest.mark.embedded_only
+def test_the_embedded_default_migrates_itself(
+    data_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only an embedded directory migrates on first use; a server must be migrated first."""
+    assert main(["demo", "--traces", "5"]) == 0
+    assert "wrote 5 traces" in capsys.readouterr().out
 
 
 def test_a_bad_setting_exits_2_with_one_line(

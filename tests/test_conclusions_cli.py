@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -37,9 +36,9 @@ def write_old_traces(url: str, *trace_ids: str) -> None:
 
 
 def test_check_concludes_delivers_and_prints_counts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"chdb://{tmp_path / 'data'}"
+    url = clickhouse_url
     write_old_traces(url, "t1", "t2")
     monkeypatch.setenv("TA_CLICKHOUSE_URL", url)
     monkeypatch.setenv("TA_ANALYZE_URL", URL)
@@ -57,9 +56,9 @@ def test_check_concludes_delivers_and_prints_counts(
 
 
 def test_check_without_analyze_url_only_records(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"chdb://{tmp_path / 'data'}"
+    url = clickhouse_url
     write_old_traces(url, "t1")
     monkeypatch.setenv("TA_CLICKHOUSE_URL", url)
     monkeypatch.delenv("TA_ANALYZE_URL", raising=False)

@@ -27,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from service.api import app_context
+from service.api.app import api_routes
+from service.api.openapi import build_document
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
 from service.conclusions import store
@@ -36,6 +38,7 @@ from service.conclusions.retry import Outcome
 from service.settings import Settings
 from tests.conftest import IDLE, deliver, detect, observation, trace
 from tests.conftest import ingest_traces as ingest
+from tests.test_openapi import Checker
 
 SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
 
@@ -146,8 +149,9 @@ def answer(status: int, **headers: str) -> Callable[[Received], Action]:
 
 
 def feed(client: TestClient, **params: str) -> dict[str, dict[str, Any]]:
-    rows = client.get("/v1/conclusions", params=params).json()["data"]
-    return {row["trace_id"]: row for row in rows}
+    """The feed by trace id, checked against the OpenAPI document (poison items included)."""
+    response = Checker(build_document(api_routes()))(client.get("/v1/conclusions", params=params))
+    return {row["trace_id"]: row for row in response.json()["data"]}
 
 
 def conclude(client: TestClient, app: Starlette, clock: ManualClock, *trace_ids: str) -> None:

@@ -179,6 +179,10 @@ def test_stats_are_bounded_by_the_range_and_validated(client: TestClient) -> Non
     assert too_long.json()["error"]["message"].startswith("to: range from..to is longer")
     # The same range parser as /v1/usage: `to` defaults to now.
     assert client.get(url, params={"from": day["from"]}).status_code == 200
+    ancient = client.get(url, params={"from": "0999-01-01T00:00:00Z"})
+    assert ancient.status_code == 400
+    message = ancient.json()["error"]["message"]
+    assert message.startswith("from: 0999-01-01T00:00:00.000Z is outside")
 
 
 def test_revision_recomputes_durations_and_moves_stats_without_double_counting(
@@ -301,10 +305,13 @@ def test_definition_api_validates_and_names_the_field(client: TestClient) -> Non
 
 
 def test_openapi_documents_the_definition_body(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
     post = paths["/v1/duration-definitions"]["post"]
-    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert "name" in schema["required"]
+    assert "201" in post["responses"]
     assert "put" in paths["/v1/duration-definitions/{name}"]
     assert "get" in paths["/v1/traces/{trace_id}/durations"]
 

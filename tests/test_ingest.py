@@ -88,6 +88,20 @@ BAD_BATCHES: list[tuple[str, Any, str]] = [
     ("bad status", {"observations": [observation(status="maybe")]}, "observations[0].status"),
     ("unknown row field", {"traces": [trace(colour="red")]}, "traces[0].colour"),
     ("trace without timestamp", {"traces": [{"id": "t9"}]}, "traces[0].timestamp"),
+    # Found by schemathesis: values were coerced although the document says their type.
+    ("cost as a boolean", {"observations": [observation(cost=False)]}, "observations[0].cost"),
+    (
+        "tokens as a string",
+        {"observations": [observation(input_tokens="5")]},
+        "observations[0].input_tokens",
+    ),
+    ("timestamp as a number", {"traces": [trace(timestamp=1764000000)]}, "traces[0].timestamp"),
+    # Found by schemathesis: a metadata integer beyond 64 bits was a 500.
+    (
+        "metadata integer beyond 64 bits",
+        {"traces": [trace(metadata={"n": -(2**63) - 1})]},
+        "traces[0].metadata.n",
+    ),
     (
         "second row bad",
         {"observations": [observation("a"), observation("b", trace_id="")]},

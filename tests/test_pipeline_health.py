@@ -8,20 +8,25 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 import respx
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from service.api import app_context
+from service.api.app import api_routes
+from service.api.openapi import build_document
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
 from service.conclusions.health import FAILING_AFTER
 from service.errors import ConfigError
 from service.migrations import discover
+from service.operations import CheckReport
 from service.settings import load_settings
 from tests.conftest import IDLE, deliver, detect
 from tests.conftest import ingest_traces as ingest
+from tests.test_openapi import Checker
 
 URL = "http://analyze.test/hook"
 
@@ -30,6 +35,11 @@ URL = "http://analyze.test/hook"
 def receiver() -> Iterator[respx.Route]:
     with respx.mock(assert_all_called=False) as mock:
         yield mock.post(URL).respond(200)
+
+
+def readyz(client: TestClient) -> httpx2.Response:
+    """GET /readyz, checked against the OpenAPI document (degraded and failing included)."""
+    return Checker(build_document(api_routes()))(client.get("/readyz"))
 
 
 def sample(app: Starlette, name: str, labels: dict[str, str] | None = None) -> float | None:
@@ -52,10 +62,10 @@ def test_a_delivery_pass_that_fails_every_time_shows_in_readyz_and_metrics(
         for attempt in range(1, FAILING_AFTER + 1):
             with pytest.raises(Exception, match="delivery_outbox"):
                 deliver(app)
-            body = client.get("/readyz").json()
+            body = readyz(client).json()
             expected = "degraded" if attempt >= FAILING_AFTER else "ready"
             assert body["status"] == expected
-        response = client.get("/readyz")
+        response = readyz(client)
         assert response.status_code == 200, "a broken delivery never takes the API out"
         delivery = response.json()["checks"]["delivery"]
         assert delivery["status"] == "failing"
@@ -72,7 +82,7 @@ def test_a_delivery_pass_that_fails_every_time_shows_in_readyz_and_metrics(
         (migration,) = [m for m in discover() if m.name.startswith("0010")]
         clickhouse.command("t", sql=migration.statements()[0])  # the table is back
         deliver(app)
-        body = client.get("/readyz").json()
+        body = readyz(client).json()
     assert body["status"] == "ready"
     assert body["checks"]["delivery"]["status"] == "ok"
     assert body["checks"]["delivery"]["last_success_at"] is not None
@@ -92,7 +102,7 @@ def test_a_receiver_outage_is_shown_but_is_not_a_pipeline_failure(
         for _ in range(FAILING_AFTER + 1):
             deliver(app)
             clock.advance(3600)
-        body = client.get("/readyz").json()
+        body = readyz(client).json()
         assert body["status"] == "ready"
         delivery = body["checks"]["delivery"]
         assert delivery["status"] == "ok"
@@ -101,11 +111,11 @@ def test_a_receiver_outage_is_shown_but_is_not_a_pipeline_failure(
 
         receiver.respond(200)
         deliver(app)
-        assert "attempts_failing_since" not in client.get("/readyz").json()["checks"]["delivery"]
+        assert "attempts_failing_since" not in readyz(client).json()["checks"]["delivery"]
 
 
 def test_readyz_says_delivery_is_not_configured_without_a_url(client: TestClient) -> None:
-    body = client.get("/readyz").json()
+    body = readyz(client).json()
     assert body["checks"]["delivery"]["status"] == "not_configured"
     assert body["checks"]["detection"]["status"] == "ok"
 
@@ -147,3 +157,26 @@ def test_serve_with_a_malformed_webhook_secret_exits_2_with_one_line(tmp_path: P
         "(Standard Webhooks)"
     ]
     assert not (tmp_path / "data").exists(), "refused before touching the engine"
+
+
+def test_a_check_asked_over_the_admin_api_reports_why_and_counts_in_readyz(
+    make_app: Callable[..., Starlette], clock: ManualClock, receiver: respx.Route
+) -> None:
+    receiver.respond(503, text="receiver down")
+    app = make_app(idle_seconds=IDLE, analyze_url=URL)
+    with TestClient(app) as client:
+        ingest(client, "t1", "t2")
+        clock.advance(IDLE)
+        answer = client.post("/v1/admin/check")
+        delivery = readyz(client).json()["checks"]["delivery"]
+    Checker(build_document(api_routes()))(answer)
+    report = CheckReport.from_json(answer.json())
+    assert report.lines()[:2] == [
+        "concluded 2 trace(s)",
+        "delivered 0, retrying 2, dead 0; open now: 2 pending, 0 dead",
+    ]
+    [reason] = report.lines()[2:]
+    assert reason.startswith("  failed: ")
+    assert "503" in reason
+    assert delivery["last_success_at"] == "2026-11-22T10:01:00.000Z"
+    assert delivery["attempts_failing_since"] == "2026-11-22T10:01:00.000Z"

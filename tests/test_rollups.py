@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +16,12 @@ from starlette.testclient import TestClient
 from service.api import app_context
 from service.clickhouse import ClickHouse
 from service.clock import ManualClock
+from service.ranges import time_range
 from service.rollups import pending_buckets, read_watermark, recompute_buckets, run_rollup_pass
 from service.rollups.buckets import chunk_buckets, whole_days
 from service.rollups.read import latency_grouping, latency_row, usage_grouping
 from service.rollups.recompute import next_watermark
-from service.rollups.request import InvalidParameter, parse_group_by, parse_range
+from service.rollups.request import InvalidParameter, parse_group_by, range_query
 from service.rollups.sketch import RELATIVE_ACCURACY, bucket_index, quantiles
 from service.times import ceil_hour, floor_hour
 from tests.conftest import observation, trace
@@ -83,22 +83,21 @@ def test_watermark_stops_short_of_the_pass_start_and_never_moves_back() -> None:
 
 
 def test_group_by_is_canonical_and_rejects_unknown_and_repeated_keys() -> None:
-    assert parse_group_by("provider,model", ("model", "provider")) == ("model", "provider")
+    assert parse_group_by(["provider", "model"], ("model", "provider")) == ("model", "provider")
     with pytest.raises(InvalidParameter, match="group_by"):
-        parse_group_by("model,colour", ("model",))
+        parse_group_by(["model", "colour"], ("model",))
     with pytest.raises(InvalidParameter, match="group_by"):
-        parse_group_by("model,model", ("model",))
+        parse_group_by(["model", "model"], ("model",))
 
 
 def test_range_defaults_to_the_last_day_and_rounds_to_hours() -> None:
     now = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
-    query = parse_range(
-        {},
+    query = range_query(
         project_id="p",
-        now=now,
-        max_range_days=7,
+        bounds=time_range(None, None, "hour", now=now, max_range_days=7),
+        group_by=[],
         group_keys=("model",),
-        default_source="rollup",
+        source="rollup",
     )
     assert query.lo == datetime(2026, 11, 21, 10, tzinfo=UTC)
     assert query.hi == datetime(2026, 11, 22, 11, tzinfo=UTC)
@@ -215,6 +214,11 @@ def test_latency_row_reports_nulls_when_only_orphans() -> None:
         ("/v1/latency", {"level": "span"}, "level"),
         ("/v1/latency", {"group_by": "environment"}, "group_by"),
         ("/v1/latency", {"level": "trace", "group_by": "model"}, "group_by"),
+        # Found by schemathesis: times the hour buckets cannot hold were a 500.
+        ("/v1/usage", {"to": "1000-01-01T00:00:00Z"}, "to"),
+        ("/v1/latency", {"from": "1969-12-31T00:00:00Z"}, "from"),
+        ("/v1/usage", {"to": "1970-01-01T05:00:00Z"}, "from"),  # from defaults to a day earlier
+        ("/v1/usage", {"to": "9999-01-01T00:00:00Z"}, "to"),
     ],
 )
 def test_bad_parameter_is_400_naming_it(
@@ -468,10 +472,16 @@ def test_project_keys_read_only_their_project(
         for source in ("rollup", "raw"):
             acme = client.get(
                 "/v1/usage",
-                params={**RANGE, "project_id": "globex", "source": source},
+                params={**RANGE, "source": source},
                 headers={"Authorization": "Bearer ka"},
             ).json()
             assert [r["cost"] for r in acme["data"]] == [1.0]
+            other = client.get(
+                "/v1/usage",
+                params={**RANGE, "project_id": "globex", "source": source},
+                headers={"Authorization": "Bearer ka"},
+            )
+            assert other.status_code == 403
         admin = client.get(
             "/v1/usage",
             params={**RANGE, "project_id": "globex"},
@@ -604,11 +614,12 @@ def test_scheduled_job_runs_a_pass_and_records_metrics(
 
 
 def test_rollup_command_runs_one_pass_and_says_what_it_did(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from service.cli import main
 
-    monkeypatch.setenv("TA_CLICKHOUSE_URL", f"chdb://{tmp_path / 'cli-data'}")
+    monkeypatch.setenv("TA_CLICKHOUSE_URL", clickhouse_url)
+    assert main(["migrate"]) == 0
     assert main(["demo", "--traces", "20"]) == 0
     capsys.readouterr()
     assert main(["rollup"]) == 0

@@ -9,8 +9,15 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
+from service.context import PassLocks
 from service.metrics import Metrics
-from service.scheduler import ScheduledJob, SkipLog, build_scheduler
+from service.scheduler import (
+    ON_REQUEST,
+    STILL_RUNNING,
+    ScheduledJob,
+    SkipLog,
+    build_scheduler,
+)
 
 
 class FakeMonotonic:
@@ -60,8 +67,8 @@ def test_a_real_scheduler_counts_skips_and_apscheduler_logs_none(
             super().__init__(metrics)
             self.enough = asyncio.Event()
 
-        def skipped(self, job_id: str) -> None:
-            super().skipped(job_id)
+        def skipped(self, job_id: str, reason: str = STILL_RUNNING) -> None:
+            super().skipped(job_id, reason)
             if skipped(metrics, "slow") >= 5:
                 self.enough.set()
 
@@ -81,3 +88,22 @@ def test_a_real_scheduler_counts_skips_and_apscheduler_logs_none(
     assert not [r for r in caplog.records if "maximum number of running" in r.getMessage()]
     ours = [r for r in caplog.records if r.getMessage().startswith("scheduled run skipped")]
     assert len(ours) == 1
+
+
+def test_a_run_skipped_because_the_pass_runs_on_request_is_counted_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics(CollectorRegistry())
+    locks = PassLocks()
+    ran = threading.Event()
+    scheduler = build_scheduler([ScheduledJob("p", ran.set, 3600)], locks=locks, metrics=metrics)
+    [job] = scheduler.get_jobs()
+    with caplog.at_level(logging.WARNING, logger="service.scheduler"), locks["p"]:
+        job.func()
+    assert not ran.is_set()
+    assert skipped(metrics, "p") == 1
+    [line] = [r for r in caplog.records if r.name == "service.scheduler"]
+    assert line.getMessage() == f"scheduled run skipped: {ON_REQUEST}"
+    job.func()
+    assert ran.is_set()
+    assert skipped(metrics, "p") == 1

@@ -27,6 +27,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
         ({"clickhouse_cluster": "a b"}, "TA_CLICKHOUSE_CLUSTER"),
         ({"shard_index": 3, "shard_count": 2}, "TA_SHARD_INDEX"),
         ({"host": "0.0.0.0"}, "TA_HOST"),
+        ({"api_keys": "k1=acme,k1=globex"}, "TA_API_KEYS"),
+        ({"http_max_connections": 0}, "TA_HTTP_MAX_CONNECTIONS"),
+        ({"http_keepalive_seconds": 0}, "TA_HTTP_KEEPALIVE_SECONDS"),
+        ({"http_header_timeout_seconds": 301}, "TA_HTTP_HEADER_TIMEOUT_SECONDS"),
+        ({"http_body_timeout_seconds": -1}, "TA_HTTP_BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(
@@ -67,3 +72,17 @@ def test_readme_documents_every_setting_and_nothing_else() -> None:
     documented = set(re.findall(r"^\| `(TA_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
     declared = {f"TA_{name.upper()}" for name in Settings.model_fields}
     assert documented == declared
+
+
+def test_the_cli_admin_key_is_ta_admin_key_else_the_first_admin_entry() -> None:
+    keys = "k1=acme,k0=*,k9=*"
+    assert load_settings(api_keys=keys).cli_admin_key() == "k0"
+    assert load_settings(api_keys=keys, admin_key="other").cli_admin_key() == "other"
+    assert load_settings(api_keys="k1=acme").cli_admin_key() is None
+    assert load_settings().cli_admin_key() is None
+
+
+def test_the_admin_key_is_masked_in_logs_like_the_other_secrets() -> None:
+    from service.logs import secret_values
+
+    assert "admin-key-9f2c" in secret_values(load_settings(admin_key="admin-key-9f2c"))

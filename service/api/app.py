@@ -19,12 +19,22 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import conclusions, durations, health, ingest, jobs, rollups, traces
+from service.api import (
+    admin,
+    conclusions,
+    durations,
+    health,
+    ingest,
+    jobs,
+    openapi,
+    otlp,
+    rollups,
+    traces,
+)
+from service.api.endpoint import ApiRoute, build_routes
 from service.api.errors import handle_client_error, handle_http_exception, handle_unexpected
-from service.api.openapi import openapi_route
 from service.api.state import State
 from service.clickhouse import ClickHouse
 from service.clock import Clock, system_clock
@@ -64,7 +74,7 @@ def create_app(
             ctx.sender = Sender(settings, transport=delivery_transport)
         if settings.scheduler_enabled:
             jobs = (scheduled_jobs or default_jobs)(ctx)
-            ctx.scheduler = build_scheduler(jobs, metrics=ctx.metrics)
+            ctx.scheduler = build_scheduler(jobs, locks=ctx.pass_locks, metrics=ctx.metrics)
             ctx.scheduler.start()
             log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
         try:
@@ -77,17 +87,8 @@ def create_app(
             if ctx.sender is not None:
                 ctx.sender.close()
 
-    routes: list[BaseRoute] = [
-        *health.routes(),
-        *ingest.routes(),
-        *traces.routes(),
-        *conclusions.routes(),
-        *rollups.routes(),
-        *durations.routes(),
-        *jobs.routes(),
-    ]
     app = Starlette(
-        routes=[*routes, openapi_route(routes)],
+        routes=api_routes(),
         exception_handlers={
             ClientError: handle_client_error,
             HTTPException: handle_http_exception,
@@ -98,6 +99,24 @@ def create_app(
     )
     app.state.ctx = ctx
     return app
+
+
+def api_routes() -> list[ApiRoute]:
+    """Every route of the API, from each resource module's declarations (`Endpoint`s)."""
+    return build_routes(
+        [
+            *health.routes(),
+            *ingest.routes(),
+            *otlp.routes(),
+            *traces.routes(),
+            *conclusions.routes(),
+            *rollups.routes(),
+            *durations.routes(),
+            *jobs.routes(),
+            *admin.routes(),
+            *openapi.routes(),
+        ]
+    )
 
 
 def app_context(app: Starlette) -> AppContext:

@@ -7,7 +7,6 @@ handlers once, so no endpoint translates errors by hand.
 from __future__ import annotations
 
 import logging
-import math
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,7 +25,7 @@ async def handle_client_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClientError)
     response = error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, Overloaded):
-        response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+        response.headers["retry-after"] = exc.retry_after_header
     return response
 
 
@@ -34,7 +33,9 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+    response = error_response(exc.status_code, code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # e.g. a 405's `Allow`
+    return response
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

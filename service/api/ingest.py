@@ -5,26 +5,60 @@ from __future__ import annotations
 import logging
 
 import anyio
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
 from service.api.body import read_body
+from service.api.content import media_type, unsupported_media_type
+from service.api.endpoint import Body, Endpoint, endpoint
+from service.api.params import ProjectParams
 from service.api.state import context, principal
-from service.errors import ForbiddenProject, InvalidBatch
+from service.errors import ForbiddenProject, InvalidBatch, Overloaded
 from service.ingest.models import IngestBatch, parse_batch
-from service.ingest.writer import IngestResult, assign_projects, write_batch
+from service.ingest.writer import assign_projects
 
 log = logging.getLogger(__name__)
 
 EMPTY_BATCH = "expected a JSON object with traces/observations"
 
 
-async def ingest(request: Request) -> Response:
+class IngestParams(ProjectParams):
+    """Ingest's one parameter: the project of records that name none."""
+
+    project_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description=(
+            "Project of the records that carry no `project_id` (admin keys and keyless "
+            "deployments; default `default`). A project key writes its own project only: "
+            "naming another here or in a record is a 403."
+        ),
+    )
+
+
+class Counts(TypedDict):
+    traces: int
+    observations: int
+
+
+class Accepted(TypedDict):
+    """How many records of each kind the batch wrote."""
+
+    accepted: Counts
+
+
+async def ingest(request: Request, query: IngestParams) -> Response:
     """Write traces and observations; a rejected batch writes nothing."""
     ctx = context(request)
     caller = principal(request)
-    default_project = request.query_params.get("project_id")
+    content_type = request.headers.get("content-type")
+    if media_type(content_type) not in (None, "application/json"):
+        ctx.metrics.ingest_rejected.labels("unsupported_media_type").inc()
+        raise unsupported_media_type(content_type, ("application/json",))
+    default_project = query.project_id
     body = await read_body(
         request,
         ctx.settings.ingest_max_bytes,
@@ -45,18 +79,26 @@ async def ingest(request: Request) -> Response:
     except ForbiddenProject:
         ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
         raise
-
-    def write(batch: IngestBatch) -> IngestResult:
-        return write_batch(ctx.clickhouse, batch, projects, ctx.stamp)
-
-    result = await anyio.to_thread.run_sync(write, batch)
+    try:
+        result = await anyio.to_thread.run_sync(ctx.writer.write, batch, projects)
+    except Overloaded:
+        ctx.metrics.ingest_rejected.labels("overloaded").inc()
+        raise
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(result.observations)
-    return JSONResponse(
-        {"accepted": {"traces": result.traces, "observations": result.observations}},
-        status_code=202,
-    )
+    answer: Accepted = {"accepted": {"traces": result.traces, "observations": result.observations}}
+    return JSONResponse(answer, status_code=202)
 
 
-def routes() -> list[Route]:
-    return [Route("/v1/ingest", ingest, methods=["POST"])]
+def routes() -> list[Endpoint]:
+    return [
+        endpoint(
+            "POST",
+            "/v1/ingest",
+            ingest,
+            query=IngestParams,
+            body=Body(IngestBatch),
+            responses={202: Accepted},
+            errors=(503,),
+        )
+    ]

@@ -6,70 +6,87 @@ the cross-project ones (rollup backfills), and may filter with `?project_id=`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
-from service.api.params import int_param, reject_unknown
+from service.api.endpoint import Endpoint, endpoint
+from service.api.params import NoParams, ProjectParams
+from service.api.schemas import Time
 from service.api.state import context, principal
-from service.errors import InvalidParameter, NotFound
-from service.jobs.model import STATUSES, Job, progress
+from service.errors import NotFound
+from service.jobs.model import Job, JobStatus, job_to_json
 from service.jobs.store import get_job, list_jobs
-from service.times import format_time
 
 
-def job_json(job: Job) -> dict[str, Any]:
-    """A job as the API shows it, with rate and ETA derived from its progress."""
-    derived = progress(job)
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "project_id": job.project_id or None,
-        "params": job.params,
-        "status": job.status,
-        "rows_processed": job.rows_processed,
-        "rows_total": job.rows_total,
-        "rate": None if derived.rate is None else round(derived.rate, 3),
-        "eta_seconds": None if derived.eta_seconds is None else round(derived.eta_seconds, 1),
-        "error": job.error or None,
-        "created_at": format_time(job.created_at),
-        "started_at": format_time(job.started_at),
-        "updated_at": format_time(job.updated_at),
-        "finished_at": format_time(job.finished_at),
-    }
+class JobsParams(ProjectParams):
+    """Filters of the job list (`project_id`: an admin's filter; default every project)."""
 
-
-def list_jobs_endpoint(request: Request) -> Response:
-    """Backfill jobs, newest first: status, rows_processed/rows_total, rate, eta, error."""
-    reject_unknown(request, {"status", "project_id", "limit"})
-    caller = principal(request)
-    statuses = [s for s in (request.query_params.get("status") or "").split(",") if s]
-    for status in statuses:
-        if status not in STATUSES:
-            raise InvalidParameter("status", f"must be among {list(STATUSES)}")
-    limit = int_param(request, "limit", 100, low=1, high=1000)
-    project = (
-        caller.project if caller.project is not None else request.query_params.get("project_id")
+    status: list[JobStatus] = Field(
+        default_factory=list, description="Comma-separated statuses to list (default: all)."
     )
-    jobs = list_jobs(context(request).clickhouse, project, statuses, limit)
-    return JSONResponse({"data": [job_json(j) for j in jobs]})
+    limit: int = Field(100, ge=1, le=1000, description="Most jobs listed, newest first.")
 
 
-def get_job_endpoint(request: Request) -> Response:
+class JobOut(TypedDict):
+    """A job with its progress; `rate` (rows/s) and `eta_seconds` are null until known."""
+
+    id: str
+    kind: str
+    project_id: str | None
+    params: dict[str, Any]
+    status: JobStatus
+    rows_processed: int
+    rows_total: int
+    rate: float | None
+    eta_seconds: float | None
+    error: str | None
+    created_at: Time | None
+    started_at: Time | None
+    updated_at: Time | None
+    finished_at: Time | None
+
+
+class JobList(TypedDict):
+    data: list[JobOut]
+
+
+class JobOne(TypedDict):
+    job: JobOut
+
+
+def job_json(job: Job) -> JobOut:
+    """A job as the API shows it, with rate and ETA derived from its progress."""
+    return cast(JobOut, job_to_json(job))
+
+
+def list_jobs_endpoint(request: Request, query: JobsParams) -> Response:
+    """Backfill jobs, newest first: status, rows_processed/rows_total, rate, eta, error."""
+    caller = principal(request)
+    project = caller.project if caller.project is not None else query.project_id
+    jobs = list_jobs(context(request).clickhouse, project, [*query.status], query.limit)
+    body: JobList = {"data": [job_json(j) for j in jobs]}
+    return JSONResponse(body)
+
+
+def get_job_endpoint(request: Request, query: NoParams) -> Response:
     """One job; another project's job is a 404."""
-    reject_unknown(request, set())
     caller = principal(request)
     job_id = request.path_params["job_id"]
     job = get_job(context(request).clickhouse, job_id)
     if job is None or (caller.project is not None and job.project_id != caller.project):
         raise NotFound(f"job_id: no job {job_id!r}")
-    return JSONResponse({"job": job_json(job)})
+    body: JobOne = {"job": job_json(job)}
+    return JSONResponse(body)
 
 
-def routes() -> list[Route]:
+def routes() -> list[Endpoint]:
     return [
-        Route("/v1/jobs", list_jobs_endpoint, methods=["GET"]),
-        Route("/v1/jobs/{job_id}", get_job_endpoint, methods=["GET"]),
+        endpoint("GET", "/v1/jobs", list_jobs_endpoint, query=JobsParams, responses={200: JobList}),
+        endpoint(
+            "GET", "/v1/jobs/{job_id}", get_job_endpoint, query=NoParams, responses={200: JobOne}
+        ),
     ]

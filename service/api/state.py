@@ -9,6 +9,8 @@ from starlette.requests import Request
 from service.auth import Principal
 from service.context import AppContext
 
+_PRINCIPAL = "principal"
+
 
 class State(TypedDict):
     """What the lifespan yields; Starlette copies it into every request's `state`."""
@@ -21,11 +23,25 @@ def context(request: Request) -> AppContext:
     return cast(AppContext, request.state.ctx)
 
 
+def authenticate(request: Request) -> Principal:
+    """Check the request's key (raises `Unauthorized`) and remember the caller for it.
+
+    `service.api.endpoint` calls this before anything else of a /v1 request is looked at.
+    """
+    caller = context(request).keyring.principal_for(request.headers.get("authorization"))
+    request.scope.setdefault("state", {})[_PRINCIPAL] = caller
+    return caller
+
+
 def principal(request: Request) -> Principal:
     """The authenticated caller of this request (raises `Unauthorized`)."""
-    return context(request).keyring.principal_for(request.headers.get("authorization"))
+    caller = request.scope.get("state", {}).get(_PRINCIPAL)
+    return caller if isinstance(caller, Principal) else authenticate(request)
 
 
 def caller_project(request: Request) -> str:
-    """The project a read is scoped to: the key's, else `?project_id=` (admin or no auth)."""
-    return principal(request).read_project(request.query_params.get("project_id"))
+    """The project a request is scoped to: the key's, else `?project_id=` (admin or no auth).
+
+    A project key naming another project is a 403 (`ForbiddenProject`).
+    """
+    return principal(request).read_project(request.query_params.get("project_id") or None)

@@ -19,11 +19,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from service.clock import Clock
 from service.metrics import Metrics
-from service.times import format_time
 
 # One failed pass is a blip (a ClickHouse restart, a timeout); three in a row is a pattern.
 FAILING_AFTER = 3
@@ -68,24 +66,29 @@ class PassHealth:
     def failing(self) -> bool:
         return self.consecutive_failures >= FAILING_AFTER
 
-    def report(self) -> dict[str, Any]:
-        """The /readyz view: `status` ok / failing, and the facts behind it."""
+    def snapshot(self) -> PassSnapshot:
+        """The facts as of now, read together (the /readyz view is built from them)."""
         with self._lock:
-            out: dict[str, Any] = {
-                "status": "failing" if self.failing else "ok",
-                "consecutive_failed_passes": self.consecutive_failures,
-                "last_success_at": _time(self.last_success_at),
-            }
-            if self.consecutive_failures:
-                out["last_error"] = self.last_error
-                out["last_failure_at"] = _time(self.last_failure_at)
-            if self.attempts_failing_since is not None:
-                out["attempts_failing_since"] = _time(self.attempts_failing_since)
-            return out
+            return PassSnapshot(
+                failing=self.failing,
+                consecutive_failures=self.consecutive_failures,
+                last_success_at=self.last_success_at,
+                last_failure_at=self.last_failure_at,
+                last_error=self.last_error,
+                attempts_failing_since=self.attempts_failing_since,
+            )
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else format_time(value)
+@dataclass(frozen=True)
+class PassSnapshot:
+    """One consistent reading of a `PassHealth`."""
+
+    failing: bool
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str
+    attempts_failing_since: datetime | None
 
 
 @dataclass

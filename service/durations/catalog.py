@@ -56,6 +56,12 @@ def get_definition(ch: ClickHouse, project_id: str, name: str) -> StoredDefiniti
     return _definition(rows[0]) if rows else None
 
 
+def projects_defining(ch: ClickHouse, name: str, limit: int = 1) -> list[str]:
+    """Projects with a live definition called `name` (at most `limit` of them)."""
+    rows = ch.query_rows("durations/definition_projects", {"name": name, "limit": limit})
+    return [str(project) for (project,) in rows]
+
+
 def definitions_by_project(
     ch: ClickHouse, projects: Sequence[str]
 ) -> dict[str, list[StoredDefinition]]:

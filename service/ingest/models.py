@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from service.errors import InvalidBatch, first_validation_error
+from service.errors import FieldError, InvalidBatch, first_validation_error
 
 ObservationType = Literal[
     "span",
@@ -26,10 +26,16 @@ ObservationType = Literal[
 
 def _metadata_strings(value: dict[str, Any]) -> dict[str, str]:
     """Metadata is stored as Map(String, String); non-string values are kept as JSON."""
-    return {
-        key: item if isinstance(item, str) else orjson.dumps(item).decode()
-        for key, item in value.items()
-    }
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, str):
+            out[key] = item
+            continue
+        try:
+            out[key] = orjson.dumps(item).decode()
+        except TypeError as exc:  # e.g. an integer beyond 64 bits: a 400, never a 500
+            raise FieldError(key, str(exc)) from None
+    return out
 
 
 # Times without an offset are taken as UTC. The writer converts them when it builds the
@@ -91,6 +97,8 @@ class IngestBatch(BaseModel):
 def parse_batch(body: bytes) -> IngestBatch:
     """Validate a JSON body as one batch; raises `InvalidBatch` naming the first bad field."""
     try:
-        return IngestBatch.model_validate_json(body)
+        # Strict: a JSON value must already have its type (`"cost": false`, `"input_tokens":
+        # "5"` or a numeric `timestamp` are a 400, as the OpenAPI document says).
+        return IngestBatch.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise InvalidBatch(*first_validation_error(exc)) from None

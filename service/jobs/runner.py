@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from service.clickhouse import ClickHouse
 from service.clock import Clock
 from service.errors import JobFailed
-from service.jobs.model import Job
+from service.jobs.model import Job, RateWindow
 from service.jobs.store import save_job
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,10 @@ def run_job(
         except Exception as exc:
             return _fail(ch, job, clock, _describe(exc))
         job = replace(job, rows_total=total)
-    job = replace(job, status="running", run_started_at=now, run_rows_start=job.rows_processed)
+    # The rate window opens after this run's first chunk (see `service.jobs.model`).
+    job = replace(job, status="running", run_started_at=None, run_rows_start=job.rows_processed)
     job = save_job(ch, job, now)
+    window = RateWindow()
     log.info(
         "job running",
         extra={"job_id": job.id, "kind": job.kind, "cursor": job.cursor, "total": job.rows_total},
@@ -108,6 +110,8 @@ def run_job(
         except Exception as exc:
             return _fail(ch, job, clock, _describe(exc))
         job = replace(job, rows_processed=job.rows_processed + chunk.rows, cursor=chunk.cursor)
+        opened_at, rows_then = window.add(clock(), job.rows_processed)
+        job = replace(job, run_started_at=opened_at, run_rows_start=rows_then)
         if chunk.finished:
             if job.rows_processed == 0 and job.rows_total > 0:
                 return _fail(

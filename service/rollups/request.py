@@ -1,23 +1,28 @@
 """What a `/v1/usage` or `/v1/latency` request asks for, validated (pure, no I/O).
 
-Every error is an `InvalidParameter` naming the parameter, so the API can answer 400 with a
+The API parses the parameters' syntax from their declaration (`service.api.rollups`); what
+depends on more than one parameter (group keys allowed at a level) is checked here. Every
+error is an `InvalidParameter` naming the parameter, so the API can answer 400 with a
 message a client can act on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from service.errors import InvalidParameter
-from service.ranges import Granularity, parse_time_range
+from service.ranges import Granularity, TimeRange
 from service.rollups.buckets import whole_days
 
-USAGE_GROUP_KEYS = ("model", "provider", "type", "name", "environment")
-LATENCY_GROUP_KEYS = ("name", "model", "provider", "type")
-TRACE_GROUP_KEYS = ("name",)
+# Canonical order of each read's group keys (the order of columns in its answer).
+UsageGroupKey = Literal["model", "provider", "type", "name", "environment"]
+LatencyGroupKey = Literal["name", "model", "provider", "type"]
+USAGE_GROUP_KEYS: tuple[str, ...] = get_args(UsageGroupKey)
+LATENCY_GROUP_KEYS: tuple[str, ...] = get_args(LatencyGroupKey)
+TRACE_GROUP_KEYS: tuple[str, ...] = ("name",)
 
 Level = Literal["observation", "trace"]
 Source = Literal["rollup", "raw"]
@@ -60,48 +65,30 @@ class LatencyQuery:
     level: Level
 
 
-def parse_range(
-    params: Mapping[str, str],
+def range_query(
     *,
     project_id: str,
-    now: datetime,
-    max_range_days: int,
+    bounds: TimeRange,
+    group_by: Sequence[str],
     group_keys: tuple[str, ...],
-    default_source: Source,
+    source: Source,
 ) -> RangeQuery:
-    """Validate from/to/granularity (`service.ranges`) and group_by/source."""
-    bounds = parse_time_range(params, now=now, max_range_days=max_range_days)
-    source = params.get("source") or default_source
-    if source not in ("rollup", "raw"):
-        raise InvalidParameter("source", f"{source!r} is not rollup or raw")
+    """A validated range (`service.ranges.time_range`) with its groups and source."""
     return RangeQuery(
         project_id=project_id,
         lo=bounds.lo,
         hi=bounds.hi,
         granularity=bounds.granularity,
-        group_by=parse_group_by(params.get("group_by"), group_keys),
-        source="raw" if source == "raw" else "rollup",
+        group_by=parse_group_by(group_by, group_keys),
+        source=source,
     )
 
 
-def parse_group_by(raw: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    """`model,provider` as a tuple in canonical order; unknown or repeated keys are a 400."""
-    if raw is None or raw.strip() == "":
-        return ()
-    keys = [part.strip() for part in raw.split(",")]
+def parse_group_by(keys: Sequence[str], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Group keys in canonical order; unknown or repeated keys are a 400."""
     for key in keys:
         if key not in allowed:
             raise InvalidParameter("group_by", f"{key!r} is not one of {', '.join(allowed)}")
     if len(set(keys)) != len(keys):
         raise InvalidParameter("group_by", "a key is repeated")
     return tuple(key for key in allowed if key in keys)
-
-
-def parse_level(raw: str | None) -> Level:
-    """`observation` (default) or `trace`."""
-    level = raw or "observation"
-    if level == "observation":
-        return "observation"
-    if level == "trace":
-        return "trace"
-    raise InvalidParameter("level", f"{level!r} is not observation or trace")

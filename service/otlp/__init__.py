@@ -1,0 +1,1 @@
+"""OTLP/HTTP trace ingest: decode, map to ingest records, validate."""
