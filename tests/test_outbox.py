@@ -17,11 +17,14 @@ from service.clickhouse import ClickHouse, connect
 from service.clock import ManualClock, VersionStamp
 from service.conclusions import store
 from service.conclusions.models import Conclusion, Status
+from service.engine_roles import DELIVER
 from service.migrations import apply, discover, render
 from service.settings import Settings
 from service.times import EPOCH
+from tests.clickhouse_stub import Recorded, StubClickHouse
 from tests.conftest import IDLE, deliver, detect
 from tests.conftest import ingest_traces as ingest
+from tests.test_engine_server import only, sent_settings
 
 URL = "http://analyze.test/hook"
 MINUTE = 60
@@ -233,3 +236,41 @@ def test_migration_0010_carries_open_deliveries_over_and_retires_the_old_outbox(
     check()
     store.compact_outbox(bare, later)
     check()
+
+
+def settings_only(request: Recorded) -> dict[str, str]:
+    return {k: v for k, v in sent_settings(request).items() if not k.startswith("param_")}
+
+
+@pytest.mark.parametrize("cluster", [None, "prod"], ids=["single server", "cluster"])
+def test_outbox_carry_and_drop_go_out_on_the_deliver_session_with_quorum(
+    cluster: str | None,
+) -> None:
+    """On a server, a delivery pass's outbox statements use the `deliver` role: its session,
+    quorum for every write into delivery_outbox on a cluster (the carry INSERT ... SELECT
+    here; row inserts by table name, which tests/test_engine_server.py sees on the wire), and
+    the partition drop as a command on the same session."""
+    with StubClickHouse().running() as stub:
+        ch = connect(
+            Settings(clickhouse_url=stub.url, clickhouse_cluster=cluster, query_timeout_seconds=12)
+        )
+        try:
+            engine = ch.role(DELIVER)
+            # The stub answers every SELECT with one row holding 1: one closed slot.
+            now = datetime(2026, 11, 22, 10, 0, tzinfo=EPOCH.tzinfo)
+            assert store.compact_outbox(engine, now).dropped
+            row_insert = engine.statement_settings.for_insert("delivery_outbox")
+        finally:
+            ch.close()
+    quorum = {"insert_quorum": "auto"} if cluster else {}
+    consistent = {"select_sequential_consistency": "1"} if cluster else {}
+    bound = {"max_execution_time": "12.0"}
+    assert row_insert == {"max_execution_time": 12.0, **quorum}
+    carry = only(stub.statements("INSERT INTO delivery_outbox"))
+    drop = only(stub.statements("ALTER TABLE delivery_outbox DROP PARTITION"))
+    assert settings_only(carry) == {**bound, **consistent, **quorum}
+    assert settings_only(drop) == {**bound, **consistent}
+    assert drop.params["param_slot"] == "1970-01-01 00:00:01"
+    [session] = {r.session_id for r in (carry, drop)}
+    assert session is not None
+    assert session.startswith("trace-analytics-deliver-")
