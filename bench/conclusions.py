@@ -51,6 +51,7 @@ from service.clock import ManualClock, VersionStamp
 from service.conclusions import run_delivery_pass, run_detection_pass, store
 from service.conclusions.delivery import Sender
 from service.conclusions.models import Conclusion, Status
+from service.engine_roles import DELIVER, DETECT
 from service.migrations import apply
 from service.settings import Settings
 
@@ -164,7 +165,8 @@ def bench_detection(ch: ClickHouse, passes: int = 5) -> DetectionFigures:
     stamp = VersionStamp(clock)
     # Steady state: the service has been running; the previous pass ran one interval ago.
     store.write_cursor(ch, 1, 0, NOW - timedelta(minutes=10), stamp)
-    run_detection_pass(ch, settings, clock=clock, stamp=stamp)
+    detect = ch.role(DETECT)  # as serve runs it
+    run_detection_pass(detect, settings, clock=clock, stamp=stamp)
     query_seconds: list[float] = []
 
     def observe(name: str, seconds: float) -> None:
@@ -177,7 +179,7 @@ def bench_detection(ch: ClickHouse, passes: int = 5) -> DetectionFigures:
         clock.set(NOW + timedelta(seconds=k * INTERVAL))
         query_seconds.append(0.0)
         seconds, recorded = timed(
-            lambda: run_detection_pass(ch, settings, clock=clock, stamp=stamp)
+            lambda: run_detection_pass(detect, settings, clock=clock, stamp=stamp)
         )
         pass_seconds.append(seconds)
         concluded.append(len(recorded))
@@ -281,7 +283,12 @@ def bench_delivery(ch: ClickHouse, count: int, delay: float) -> tuple[float, flo
         with Sender(settings) as sender:
             seconds, report = timed(
                 lambda: run_delivery_pass(
-                    ch, settings, sender, clock=clock, stamp=stamp, stopping=threading.Event()
+                    ch.role(DELIVER),
+                    settings,
+                    sender,
+                    clock=clock,
+                    stamp=stamp,
+                    stopping=threading.Event(),
                 )
             )
         # The detection passes above queued their conclusions too: all of them count.
@@ -394,7 +401,8 @@ def bench_history(ch: ClickHouse, history: int, passes: int = 9) -> HistoryFigur
 
     clock = ManualClock(NOW)
     stamp = VersionStamp(clock)
-    compact_s, _ = timed(lambda: store.compact_outbox(ch, clock()))
+    deliver = ch.role(DELIVER)  # as serve runs the pass
+    compact_s, _ = timed(lambda: store.compact_outbox(deliver, clock()))
     due_seconds: list[float] = []  # the first due query of each pass
 
     def observe(name: str, seconds: float) -> None:
@@ -414,7 +422,12 @@ def bench_history(ch: ClickHouse, history: int, passes: int = 9) -> HistoryFigur
                     due_seconds.clear()
                 seconds, report = timed(
                     lambda: run_delivery_pass(
-                        ch, settings, sender, clock=clock, stamp=stamp, stopping=threading.Event()
+                        deliver,
+                        settings,
+                        sender,
+                        clock=clock,
+                        stamp=stamp,
+                        stopping=threading.Event(),
                     )
                 )
                 assert report.delivered == DUE_PER_PASS, report
