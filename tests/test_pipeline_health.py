@@ -159,6 +159,32 @@ def test_serve_with_a_malformed_webhook_secret_exits_2_with_one_line(tmp_path: P
     assert not (tmp_path / "data").exists(), "refused before touching the engine"
 
 
+def test_serve_with_a_proxy_delivery_cannot_use_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TA_ANALYZE_URL": "http://analyze.test/hook",
+        "HTTP_PROXY": "socks5://127.0.0.1:1080",
+        "TA_CLICKHOUSE_URL": f"chdb://{tmp_path / 'data'}",
+        "TA_PORT": "0",
+    }
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "trace-analytics: http_proxy / all_proxy: delivery supports http:// and https:// "
+        "proxies only (got 'socks5')"
+    ]
+    assert not (tmp_path / "data").exists(), "refused before touching the engine"
+
+
 def test_a_check_asked_over_the_admin_api_reports_why_and_counts_in_readyz(
     make_app: Callable[..., Starlette], clock: ManualClock, receiver: respx.Route
 ) -> None:
