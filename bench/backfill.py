@@ -1,12 +1,16 @@
-"""Backfills vs readers: chunked backfill jobs against one unchunked INSERT ... SELECT each.
+"""Backfills vs readers: chunked backfill jobs against one unchunked statement each.
 
 Builds `--rows` observations (10 per trace, random-looking trace ids, spread over `--days`)
 server-side with INSERT ... SELECT FROM numbers(), settles the parts, serves the API on
 127.0.0.1 from this process, and runs a reader thread that loops over `GET /v1/usage` (the
-whole range, by model) and `GET /v1/traces/{id}` over HTTP. For two backfills:
+whole range, by model) and `GET /v1/traces/{id}` over HTTP. The backfills run on their own
+engine connection, as `serve` gives background jobs theirs (chDB runs one statement at a
+time per connection, several connections of one process at once). For two backfills:
 
-  rollups    the `rollups.backfill` job (slices of `--hours-per-chunk` hours, each handed to
-             the rollups' recompute_buckets) vs the same statements over the whole range once
+  rollups    the `rollups.backfill` job (`--traces-per-chunk` staged traces per chunk) over
+             an empty ledger, as on a database upgraded from the bucket design, then again
+             over the now consistent ledger (every chunk a no-op), vs one statement
+             bringing every trace up to date at once
   durations  the `durations.backfill` job (`--batch` concluded traces per chunk, key range)
              vs one INSERT ... SELECT computing every trace's trace_start..trace_end
 
@@ -14,7 +18,7 @@ it prints reader p50/p95 before, during, and after each, and each way's rows/s. 
 pause `--pause` seconds between chunks, as `serve` and the CLI run them. Same data, same
 process, same run.
 
-    python bench/backfill.py [--rows 10000000] [--days 30] [--hours-per-chunk 24] [--batch 500]
+    python bench/backfill.py [--rows 10000000] [--days 30] [--traces-per-chunk 2000] [--batch 500]
 """
 
 from __future__ import annotations
@@ -46,8 +50,7 @@ from service.jobs.rollups_backfill import rollup_backfill_params
 from service.jobs.runner import RunOptions, run_job
 from service.jobs.store import create_job
 from service.migrations import apply
-from service.rollups.buckets import Bucket
-from service.rollups.recompute import recompute_buckets
+from service.rollups import rebuild_range
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -114,9 +117,6 @@ FROM
     FROM observations FINAL
     GROUP BY project_id, trace_id
 )
-"""
-ALL_BUCKETS = """
-SELECT DISTINCT project_id, toStartOfHour(start_time) FROM observations
 """
 
 
@@ -209,7 +209,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_chunked(ch: ClickHouse, kind: str, params: dict[str, object], pause: float) -> float:
-    """Run one backfill job to the end; returns rows/s."""
+    """Run one backfill job to the end on `ch` (the jobs' own connection); returns rows/s."""
     job = create_job(ch, kind, "" if kind == ROLLUPS else "bench", params, system_clock())
     began = time.perf_counter()
     done = run_job(ch, job, default_kinds(), system_clock, RunOptions(pause_seconds=pause))
@@ -221,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--hours-per-chunk", type=int, default=24)
+    parser.add_argument("--traces-per-chunk", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500, help="traces per durations chunk")
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between chunks")
     parser.add_argument("--quiet-seconds", type=float, default=6.0, help="before/after windows")
@@ -256,6 +256,7 @@ def main() -> None:
                 f"over {args.days} days in {time.perf_counter() - started:.1f}s"
             )
 
+            jobs = connect(settings)  # background work on its own connection, as in `serve`
             app = create_app(settings, ch, clock=system_clock)
             server = uvicorn.Server(
                 uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -280,6 +281,7 @@ def main() -> None:
             reader.join()
             server.should_exit = True
             serving.join()
+            jobs.close()
         finally:
             ch.close()
     report(reader, rates, args)
@@ -288,20 +290,24 @@ def main() -> None:
 def bench_rollups(
     ch: ClickHouse, reader: Reader, args: argparse.Namespace, rates: dict[str, float]
 ) -> None:
-    """The rollups backfill job, then one unchunked recompute of every bucket."""
-    rollup_params = rollup_backfill_params(None, None, args.hours_per_chunk)
+    """The rollups backfill job over an empty ledger, again over a consistent one, then one
+    statement bringing every trace up to date at once (after emptying the ledger again)."""
+    rollup_params = rollup_backfill_params(None, None, args.traces_per_chunk)
     rates["rollups chunked"] = reader.measure(
         "rollups chunked",
         lambda: run_chunked(ch, ROLLUPS, rollup_params, args.pause),
     )
     reader.idle("rollups after", args.quiet_seconds)
+    rates["rollups chunked no-op"] = reader.measure(
+        "rollups chunked no-op",
+        lambda: run_chunked(ch, ROLLUPS, rollup_params, args.pause),
+    )
+    ch.command("bench:empty", sql="TRUNCATE TABLE rollup_ledger")
 
     def rollups_unchunked() -> float:
-        rows = ch.query_rows("bench:buckets", sql=ALL_BUCKETS)
-        buckets: list[Bucket] = [(str(p), h) for p, h in rows]
         began = time.perf_counter()
-        recompute_buckets(ch, buckets, chunk_size=len(buckets))
-        return float(args.rows) / (time.perf_counter() - began)
+        traces = rebuild_range(ch, None, None, size=args.rows)
+        return float(traces) / (time.perf_counter() - began)
 
     rates["rollups unchunked"] = reader.measure("rollups unchunked", rollups_unchunked)
     reader.idle("rollups after unchunked", args.quiet_seconds)
@@ -345,13 +351,13 @@ def report(reader: Reader, rates: dict[str, float], args: argparse.Namespace) ->
             )
     print(f"reader errors: {reader.errors}")
     print()
-    units = {"rollups": "observation rows/s", "durations": "traces/s"}
+    units = {"rollups": "traces/s", "durations": "traces/s"}
     for name, rate in rates.items():
         kind = name.split()[0]
         if "unchunked" in name:
-            how = "one INSERT ... SELECT per table"
+            how = "one statement for everything"
         elif kind == "rollups":
-            how = f"{args.hours_per_chunk} h/chunk, {args.pause}s pauses"
+            how = f"{args.traces_per_chunk} traces/chunk, {args.pause}s pauses"
         else:
             how = f"{args.batch} traces/chunk, {args.pause}s pauses"
         print(f"{name + ' (' + how + ')':<58}{rate:>12,.0f} {units[kind]}")

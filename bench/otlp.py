@@ -35,7 +35,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 from service.demo import synthetic_trace
 from service.otlp.decode import decode_protobuf
 from service.otlp.export import prepare
-from service.times import parse_rfc3339
+from service.times import parse_time
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}
@@ -44,7 +44,7 @@ JSON = {"content-type": "application/json"}
 def _nanos(text: str | None) -> int:
     if text is None:
         return 0
-    when = parse_rfc3339(text)
+    when = parse_time(text)
     return (int(when.timestamp()) * 1_000_000 + when.microsecond) * 1000
 
 

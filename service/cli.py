@@ -158,10 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollup = sub.add_parser(
         "rollup",
-        help="run one rollup pass (recompute dirty usage/latency buckets) and exit",
-        description="Recompute every (project, hour) bucket touched since the rollup "
-        "watermark from live raw rows, publish it, advance the watermark, print what it did. "
-        "The first pass on a database covers all history. Safe to run while `serve` runs." + served,
+        help="run one rollup pass (bring changed traces' usage/latency up to date) and exit",
+        description="Bring every trace touched since the rollup watermark up to date in the "
+        "rollup ledger, advance the watermark, print what it did. The first pass on a "
+        "database covers the 30 days of activity kept. The ledger has one writer: against "
+        "a server, don't run this while a `serve` on shard 0 runs its passes." + served,
     )
     rollup.set_defaults(command=run_rollup_command)
 
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
     """The `backfill` options and its `durations` / `rollups` sub-commands."""
-    from service.jobs.requests import MAX_HOURS_PER_CHUNK
+    from service.jobs.requests import MAX_ROLLUP_CHUNK
+    from service.rollups.ledger import CHUNK_TRACES
 
     parser.add_argument("--list", action="store_true", help="list jobs and their progress")
     parser.add_argument("--resume", metavar="JOB_ID", help="continue a paused or interrupted job")
@@ -198,17 +200,19 @@ def _add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="traces per chunk (TA_BACKFILL_BATCH_SIZE)",
     )
-    rollups = kinds.add_parser("rollups", help="recompute hourly usage/latency rollups")
+    rollups = kinds.add_parser(
+        "rollups", help="bring the usage/latency rollups of a range's traces up to date"
+    )
     for kind in (durations, rollups):
         # Also after the kind; SUPPRESS keeps a value given before it (argparse would reset it).
         kind.add_argument("--pause", type=_seconds, default=argparse.SUPPRESS, help=pause_help)
-    rollups.add_argument("--from", dest="start", help="RFC 3339 start (default: first row)")
-    rollups.add_argument("--to", dest="end", help="RFC 3339 end (default: now)")
+    rollups.add_argument("--from", dest="start", help="RFC 3339 start (default: open)")
+    rollups.add_argument("--to", dest="end", help="RFC 3339 end (default: open)")
     rollups.add_argument(
-        "--hours-per-chunk",
-        type=_count(1, MAX_HOURS_PER_CHUNK),
+        "--batch-size",
+        type=_count(1, MAX_ROLLUP_CHUNK),
         default=None,
-        help="hours per chunk (default 6)",
+        help=f"traces per chunk (default {CHUNK_TRACES})",
     )
 
 
@@ -460,7 +464,6 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=getattr(args, "batch_size", None),
         start=_time_option(getattr(args, "start", None), "--from"),
         end=_time_option(getattr(args, "end", None), "--to"),
-        hours_per_chunk=getattr(args, "hours_per_chunk", None),
     )
     if not (command.list_jobs or command.resume):
         command.request()  # a bad combination fails before the engine is opened

@@ -117,14 +117,36 @@ def queries_root() -> Path:
     return _queries_root()
 
 
+# `{{rollups/measured}}` in a query file (outside comment lines) stands for that file's
+# text, its leading comment lines dropped: one definition of a subquery or expression list
+# shared by several statements.
+_INCLUDE = re.compile(r"\{\{([a-z0-9_/]+)\}\}")
+
+
 @cache
 def load_query(name: str) -> str:
-    """The text of `queries/<name>.sql`."""
+    """The text of `queries/<name>.sql`, with `{{other/name}}` includes expanded."""
     path = _queries_root() / f"{name}.sql"
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise KeyError(f"no query named {name!r} under {_queries_root()}") from None
+    lines = [
+        line
+        if line.lstrip().startswith("--")
+        else _INCLUDE.sub(lambda match: _fragment(match.group(1), name), line)
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def _fragment(name: str, included_by: str) -> str:
+    if name == included_by:
+        raise KeyError(f"query {name!r} includes itself")
+    lines = load_query(name).splitlines()
+    while lines and lines[0].lstrip().startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 class _EmbeddedLock:

@@ -22,6 +22,7 @@ from service.engine_roles import API, INGEST
 from service.ingest.admission import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
+from service.rollups.ledger import LedgerWriter
 from service.settings import Settings
 
 
@@ -59,6 +60,8 @@ class AppContext:
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
     sender: Sender | None = None
     pass_locks: PassLocks = field(default_factory=PassLocks)
+    # Rollup passes and rollup backfills both write the ledger: one writer, held in turn.
+    ledger: LedgerWriter = field(default_factory=LedgerWriter)
 
     def engine(self, role: str) -> ClickHouse:
         """The engine of one role (`service.engine_roles`: ingest, detect, deliver, ...)."""

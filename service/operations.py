@@ -19,6 +19,7 @@ from service.conclusions.health import PipelineHealth
 from service.engine_roles import DELIVER, DETECT, ROLLUPS
 from service.metrics import Metrics
 from service.migrations import SchemaStatus
+from service.rollups.ledger import LedgerWriter
 from service.settings import Settings
 
 
@@ -128,7 +129,7 @@ class RollupReport:
     description: str
     pending_buckets: int
     dirty_traces: int
-    buckets: int
+    chunks: int
     seconds: float
 
     def lines(self) -> list[str]:
@@ -143,22 +144,26 @@ class RollupReport:
             description=str(raw["description"]),
             pending_buckets=int(raw["pending_buckets"]),
             dirty_traces=int(raw["dirty_traces"]),
-            buckets=int(raw["buckets"]),
+            chunks=int(raw["chunks"]),
             seconds=float(raw["seconds"]),
         )
 
 
-def run_rollup(ch: ClickHouse, clock: Clock) -> RollupReport:
-    """Recompute every bucket touched since the watermark, publish it, advance the watermark."""
+def run_rollup(ch: ClickHouse, clock: Clock, writer: LedgerWriter | None = None) -> RollupReport:
+    """Bring every trace touched since the watermark up to date, then advance the watermark.
+
+    `writer` is the process's ledger writer when one exists (`serve`: passes and backfills
+    hold it in turn); a CLI process is its own only writer.
+    """
     from service.rollups import pending_buckets, run_rollup_pass
 
     rollups = ch.role(ROLLUPS)
-    result = run_rollup_pass(rollups, clock)
+    result = run_rollup_pass(rollups, clock, writer=writer)
     return RollupReport(
         description=result.describe(),
         pending_buckets=pending_buckets(rollups),
         dirty_traces=result.dirty_traces,
-        buckets=len(result.buckets),
+        chunks=result.chunks,
         seconds=result.seconds,
     )
 

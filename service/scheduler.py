@@ -198,7 +198,15 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
         ),
         ScheduledJob(
             "rollups.recompute",
-            partial(run_scheduled_pass, ctx.engine(ROLLUPS), ctx.clock, ctx.metrics, ctx.stopping),
+            partial(
+                run_scheduled_pass,
+                ctx.engine(ROLLUPS),
+                ctx.clock,
+                ctx.metrics,
+                ctx.stopping,
+                settings.shard_index,
+                ctx.ledger,
+            ),
             settings.rollup_interval_seconds,
         ),
         ScheduledJob(
@@ -206,7 +214,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
             partial(
                 run_pending_jobs,
                 ctx.engine(JOBS),
-                default_kinds(),
+                default_kinds(ctx.ledger),
                 ctx.clock,
                 settings,
                 ctx.metrics,

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
 
     # Rollups
     rollup_interval_seconds: float = Field(
-        30.0, gt=0, description="How often dirty rollup buckets are recomputed."
+        30.0, gt=0, description="How often the rollup pass runs (on shard 0 only)."
     )
     rollup_read_from_raw: bool = Field(
         False, description="Safety switch: serve /v1/usage and /v1/latency from raw rows."

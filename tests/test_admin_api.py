@@ -85,7 +85,8 @@ def test_check_and_rollup_answer_the_reports_the_cli_prints(client: TestClient) 
         ),
         ({"kind": "durations.backfill", "from": "2026-11-01T00:00:00Z"}, "from: only for"),
         ({"kind": "rollups.backfill", "definition": "x"}, "definition: only for durations"),
-        ({"kind": "rollups.backfill", "hours_per_chunk": 0}, "hours_per_chunk: Input should be"),
+        ({"kind": "rollups.backfill", "batch_size": 0}, "batch_size: Input should be"),
+        ({"kind": "rollups.backfill", "batch_size": 10_001}, "batch_size: rollups: at most"),
         (
             {
                 "kind": "rollups.backfill",
@@ -131,7 +132,7 @@ def test_the_openapi_document_describes_the_admin_routes(client: TestClient) -> 
     body = paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/BackfillRequest"}
     fields = document["components"]["schemas"]["BackfillRequest"]["properties"]
-    assert {"kind", "definition", "from", "to", "hours_per_chunk"} <= set(fields)
+    assert {"kind", "definition", "from", "to", "batch_size"} <= set(fields)
 
 
 def test_a_scheduled_pass_is_skipped_while_the_same_pass_runs_on_request() -> None:

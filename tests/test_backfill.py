@@ -48,7 +48,7 @@ def spread_observations() -> list[dict[str, Any]]:
 USAGE = {"from": "2026-11-22T00:00:00Z", "to": "2026-11-23T00:00:00Z", "granularity": "hour"}
 
 
-def test_rollups_backfill_recomputes_every_hour_slice_exactly(
+def test_rollups_backfill_brings_every_trace_up_to_date_in_paced_chunks(
     client: TestClient, clickhouse: ClickHouse, clock: ManualClock
 ) -> None:
     assert (
@@ -58,17 +58,24 @@ def test_rollups_backfill_recomputes_every_hour_slice_exactly(
     assert len(raw) == 3
 
     clock.advance(10)
-    params = rollup_backfill_params(None, None, hours_per_chunk=1)
+    params = rollup_backfill_params(None, None, batch_size=1)
     job = create_job(clickhouse, ROLLUPS, "", params, clock())
     slept: list[float] = []
     done = run_job(
         clickhouse, job, default_kinds(), clock, RunOptions(pause_seconds=1, sleep=slept.append)
     )
+    # Progress counts traces: four, one per chunk, and a pause after each full chunk.
     assert (done.status, done.rows_total, done.rows_processed) == ("done", 4, 4)
-    # 07:00 .. 11:00 at one hour per chunk is five slices, the empty 09:00 and 10:00 included.
     assert len(slept) == 4
     served = client.get("/v1/usage", params=USAGE).json()["data"]
     assert served == raw
+    # Run again on a consistent ledger: every chunk finds nothing to change.
+    rows = clickhouse.query_rows("rows", sql="SELECT count() FROM rollup_ledger")
+    again = run_job(
+        clickhouse, create_job(clickhouse, ROLLUPS, "", params, clock()), default_kinds(), clock
+    )
+    assert again.status == "done"
+    assert clickhouse.query_rows("rows", sql="SELECT count() FROM rollup_ledger") == rows
 
 
 def test_rollups_backfill_honours_an_explicit_range(
@@ -81,6 +88,7 @@ def test_rollups_backfill_honours_an_explicit_range(
     params = rollup_backfill_params(
         datetime(2026, 11, 22, 8, 0, tzinfo=UTC), datetime(2026, 11, 22, 9, 0, tzinfo=UTC), 6
     )
+    # Two traces start in 08:00 .. 09:00; the others stay out of the ledger.
     done = run_job(
         clickhouse, create_job(clickhouse, ROLLUPS, "", params, clock()), default_kinds(), clock
     )

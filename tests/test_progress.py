@@ -135,7 +135,7 @@ def test_a_backfill_in_a_pipe_prints_lines_not_frames(
     env = base_env(TA_CLICKHOUSE_URL=f"chdb://{data}", TA_LOG_LEVEL="INFO")
     demo = cli("demo", "--traces", "300", env=env)
     assert demo.returncode == 0, demo.stderr
-    backfill = cli("backfill", "rollups", "--hours-per-chunk", "12", env=env)
+    backfill = cli("backfill", "rollups", "--batch-size", "500", env=env)
     assert backfill.returncode == 0, backfill.stderr
     for done in (demo, backfill):
         assert "\r" not in done.stdout + done.stderr

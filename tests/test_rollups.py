@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,15 +15,23 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from service.api import app_context
-from service.clickhouse import ClickHouse
+from service.clickhouse import ClickHouse, load_query
 from service.clock import ManualClock
+from service.errors import InvalidParameter
 from service.ranges import time_range
-from service.rollups import pending_buckets, read_watermark, recompute_buckets, run_rollup_pass
-from service.rollups.buckets import chunk_buckets, whole_days
-from service.rollups.read import latency_grouping, latency_row, usage_grouping
-from service.rollups.recompute import next_watermark
-from service.rollups.request import InvalidParameter, parse_group_by, range_query
-from service.rollups.sketch import RELATIVE_ACCURACY, bucket_index, quantiles
+from service.rollups import LedgerWriter, pending_buckets, read_watermark, run_rollup_pass
+from service.rollups.buckets import whole_days
+from service.rollups.passes import next_watermark
+from service.rollups.read import latency_row, latency_views, usage_views
+from service.rollups.request import parse_group_by, range_query
+from service.rollups.sketch import (
+    RELATIVE_ACCURACY,
+    ZERO_BUCKET,
+    bucket_index,
+    bucket_value,
+    position_index,
+    quantiles,
+)
 from service.times import ceil_hour, floor_hour
 from tests.conftest import observation, trace
 
@@ -52,6 +61,11 @@ def rollup(clickhouse: ClickHouse, clock: ManualClock) -> None:
     run_rollup_pass(clickhouse, clock)
 
 
+def ledger_rows(clickhouse: ClickHouse) -> int:
+    """Rows stored in the ledger, every part counted (a pass that changes nothing adds none)."""
+    return int(clickhouse.query_rows("test:rows", sql="SELECT count() FROM rollup_ledger")[0][0])
+
+
 # Pure pieces -------------------------------------------------------------------------------
 
 
@@ -62,16 +76,19 @@ def test_hour_rounding_selects_buckets_overlapping_the_range() -> None:
     assert ceil_hour(floor_hour(t)) == floor_hour(t)
 
 
-def test_chunks_are_hour_ordered_distinct_and_bounded() -> None:
-    h = datetime(2026, 11, 22, 10, tzinfo=UTC)
-    buckets = [("b", h + timedelta(hours=2)), ("a", h), ("a", h + timedelta(minutes=5)), ("b", h)]
-    chunks = list(chunk_buckets(buckets, 2))
-    assert [c.buckets for c in chunks] == [
-        (("a", h), ("b", h)),
-        (("b", h + timedelta(hours=2)),),
-    ]
-    assert chunks[0].lo == h
-    assert chunks[0].hi == h + timedelta(hours=1)
+def test_zero_milliseconds_has_its_own_bucket_worth_zero() -> None:
+    assert bucket_index(0) == ZERO_BUCKET
+    assert bucket_value(ZERO_BUCKET) == 0.0
+    assert bucket_index(1) == 0
+    assert bucket_value(0) == pytest.approx(1.0, rel=RELATIVE_ACCURACY)
+
+
+def test_dense_positions_map_back_to_buckets() -> None:
+    assert position_index(1) == ZERO_BUCKET
+    assert position_index(2) == 0
+    assert position_index(300) == 298
+    with pytest.raises(ValueError, match="start at 1"):
+        position_index(0)
 
 
 def test_watermark_stops_short_of_the_pass_start_and_never_moves_back() -> None:
@@ -126,15 +143,25 @@ def test_histogram_quantile_is_within_one_percent_of_the_rank(
     assert abs(value - truth) <= RELATIVE_ACCURACY * truth + 1e-9
 
 
-def test_sql_bucket_index_matches_python(clickhouse: ClickHouse) -> None:
-    values = [0.0, 1.0, 2.0, 999.0, 1000.0, 1001.0, 20_000.0, 86_400_000.0]
-    rows = clickhouse.query_rows(
-        "index",
-        {"values": values},
-        sql="SELECT arrayMap(v -> if(v < 1, toInt16(-32768), "
-        "toInt16(ceil(log(v) / log(1.01 / 0.99)))), {values:Array(Float64)})",
+def test_sql_buckets_match_python(clickhouse: ClickHouse) -> None:
+    """The contribution rules' log buckets are `bucket_index`, durations whole milliseconds."""
+    durations = [0, 1, 2, 999, 1000, 1001, 20_000, 86_400_000]
+    sql = (
+        "WITH live AS (SELECT 'p' AS project_id, toString(ms) AS trace_id,"
+        " toDateTime64('2026-11-22 10:00:00', 3, 'UTC') AS start_time,"
+        " CAST(start_time + toIntervalMillisecond(ms) AS Nullable(DateTime64(3, 'UTC')))"
+        " AS end_time, '' AS model, '' AS provider, 'span' AS type, '' AS name,"
+        " toUInt64(0) AS input_tokens, toUInt64(0) AS output_tokens, 0.0 AS cost,"
+        " 'ok' AS status FROM (SELECT arrayJoin({ms:Array(UInt64)}) AS ms)),"
+        " meta AS (SELECT '' AS project_id, '' AS trace_id, '' AS name, '' AS environment"
+        " WHERE 0)"
+        f" SELECT sum_ms, slots FROM ({load_query('rollups/observation_contributions')})"
+        " ORDER BY sum_ms"
     )
-    assert list(rows[0][0]) == [bucket_index(v) for v in values]
+    rows = clickhouse.query_rows("test:buckets", {"ms": durations}, sql=sql)
+    assert [(int(ms), list(slots)) for ms, slots in rows] == [
+        (ms, [bucket_index(ms)]) for ms in durations
+    ]
 
 
 def test_empty_histogram_has_no_quantiles() -> None:
@@ -182,11 +209,10 @@ def test_latency_row_reports_nulls_when_only_orphans() -> None:
         "bucket": datetime(2026, 11, 22, 10, tzinfo=UTC),
         "g_name": "llm",
         "s_count": 0,
-        "s_sum_ms": 0.0,
-        "s_max_ms": 0.0,
+        "s_sum_ms": 0,
         "s_orphans": 2,
         "s_skewed": 1,
-        "s_quantile_buckets": [0, 0, 0, 0],
+        "s_positions": [0, 0, 0, 0, 0],
     }
     out = latency_row(row, ("name",))
     assert out["name"] == "llm"
@@ -311,9 +337,14 @@ def test_empty_group_by_gives_totals_and_day_granularity_merges_hours(
         ("2026-11-23T00:00:00.000Z", 1, 100),
     ]
     day_latency = latency(client, **wide)["data"]
-    assert [(r["bucket"], r["count"], r["max_ms"]) for r in day_latency] == [
-        ("2026-11-22T00:00:00.000Z", 2, 3000.0),
-        ("2026-11-23T00:00:00.000Z", 1, 2000.0),
+    assert [(r["bucket"], r["count"]) for r in day_latency] == [
+        ("2026-11-22T00:00:00.000Z", 2),
+        ("2026-11-23T00:00:00.000Z", 1),
+    ]
+    # max_ms is the top histogram bucket's value: within the sketch's 1%, like percentiles.
+    assert [r["max_ms"] for r in day_latency] == [
+        pytest.approx(3000.0, rel=RELATIVE_ACCURACY),
+        pytest.approx(2000.0, rel=RELATIVE_ACCURACY),
     ]
     assert day_latency[0]["avg_ms"] == pytest.approx(2000.0)
 
@@ -338,12 +369,13 @@ def test_orphans_and_skew_are_excluded_from_stats_but_counted(
     (row,) = latency(client)["data"]
     assert row["count"] == 2
     assert (row["orphans"], row["skewed"]) == (1, 2)
-    assert row["avg_ms"] == pytest.approx(2000.0)  # (1000 + 3000) / 2: no zeros averaged in
-    assert row["max_ms"] == 3000.0
+    assert row["avg_ms"] == 2000.0  # (1000 + 3000) / 2 exactly: no zeros averaged in
+    assert row["max_ms"] == bucket_value(bucket_index(3000))
     traces = latency(client, level="trace", group_by="name")["data"]
     by_name = {r["name"]: r for r in traces}
     assert by_name["chat"]["count"] == 1
-    assert by_name["chat"]["max_ms"] == 3000.0  # last end 10:00:03 - first start 10:00:00
+    # last end 10:00:03 - first start 10:00:00
+    assert by_name["chat"]["max_ms"] == bucket_value(bucket_index(3000))
     assert by_name["skewed-trace"]["count"] == 0
     assert by_name["skewed-trace"]["skewed"] == 1
     assert by_name["skewed-trace"]["p50_ms"] is None
@@ -443,17 +475,18 @@ def test_raw_and_rollup_paths_agree_including_percentiles(
             assert usage(client, **params)["data"] == expected
 
 
-def test_reads_pick_the_coarsest_stored_grouping_holding_the_keys() -> None:
-    assert [usage_grouping(g) for g in [("model", "name"), ("name",), ("model",), ()]] == [
-        0,
-        0,
-        1,
-        2,
+def test_reads_pick_the_coarsest_view_holding_the_keys() -> None:
+    assert [usage_views(g) for g in [("model", "name"), ("name",), ("model",), ()]] == [
+        ("hour", "day"),
+        ("hour", "day"),
+        ("hour_model", "day_model"),
+        ("hour_total", "day_total"),
     ]
-    assert latency_grouping("observation", ("name", "model")) == 0
-    assert latency_grouping("observation", ("name",)) == 1
-    assert latency_grouping("observation", ()) == 2
-    assert latency_grouping("trace", ()) == 0
+    assert latency_views("observation", ("name", "model")) == ("hour", "day")
+    assert latency_views("observation", ("name",)) == ("hour_name", "day_name")
+    assert latency_views("observation", ()) == ("hour_total", "day_total")
+    assert latency_views("trace", ("name",)) == ("hour_name", "day_name")
+    assert latency_views("trace", ()) == ("hour_total", "day_total")
 
 
 def test_project_keys_read_only_their_project(
@@ -550,28 +583,16 @@ def test_late_row_with_an_old_timestamp_is_picked_up(
     assert buckets == ["2026-11-22T02:00:00.000Z", "2026-11-22T10:00:00.000Z"]
 
 
-def test_an_older_recompute_finishing_late_cannot_win(
+def test_a_pass_over_traces_already_up_to_date_writes_nothing(
     client: TestClient, clickhouse: ClickHouse, clock: ManualClock
 ) -> None:
-    ingest(client, traces=[trace("t1")], observations=[observation("o1")])
+    ingest(client, traces=[trace("t1")], observations=[observation("o1"), observation("o2")])
     rollup(clickhouse, clock)
-    hour = datetime(2026, 11, 22, 10, tzinfo=UTC)
-    # Simulate a slow pass: it stamps its version first, then a newer pass commits, then it
-    # writes and commits stale rows under its older version.
-    from service.rollups.buckets import VERSIONS
-
-    stale_version = VERSIONS.next()
-    ingest(client, observations=[observation("o2")])
-    recompute_buckets(clickhouse, [("default", hour)])
-    for statement in (
-        "INSERT INTO rollup_bucket_versions VALUES ('default', {h:DateTime}, {v:UInt64})",
-        # Its stale rows (one observation) and its publication marker, both under the old version.
-        "INSERT INTO usage_rollup (project_id, daily, bucket, version, model, observations) "
-        "VALUES ('default', false, {h:DateTime}, {v:UInt64}, 'gpt-4o', 1)",
-        "INSERT INTO usage_rollup (project_id, daily, bucket, version, published) "
-        "VALUES ('default', false, {h:DateTime}, {v:UInt64}, true)",
-    ):
-        clickhouse.command("stale", sql=statement, parameters={"h": hour, "v": stale_version})
+    before = ledger_rows(clickhouse)
+    # Same clock: the pass re-reads the same traces (inside the safety lag) and finds no change.
+    again = run_rollup_pass(clickhouse, clock)
+    assert again.dirty_traces == 1
+    assert ledger_rows(clickhouse) == before
     assert usage(client)["data"][0]["observations"] == 2
 
 
@@ -583,10 +604,10 @@ def test_failed_pass_leaves_buckets_dirty_and_the_watermark_unmoved(
     watermark = read_watermark(clickhouse)
     clock.advance(60)
     ingest(client, observations=[observation("o2")])
-    clickhouse.command("break", sql="RENAME TABLE usage_rollup TO usage_rollup_away")
-    with pytest.raises(Exception, match="usage_rollup"):
+    clickhouse.command("break", sql="RENAME TABLE rollup_ledger TO rollup_ledger_away")
+    with pytest.raises(Exception, match="rollup_ledger"):
         rollup(clickhouse, clock)
-    clickhouse.command("mend", sql="RENAME TABLE usage_rollup_away TO usage_rollup")
+    clickhouse.command("mend", sql="RENAME TABLE rollup_ledger_away TO rollup_ledger")
     assert read_watermark(clickhouse) == watermark
     assert pending_buckets(clickhouse) == 1
     rollup(clickhouse, clock)
@@ -611,6 +632,42 @@ def test_scheduled_job_runs_a_pass_and_records_metrics(
     assert usage(client)["data"][0]["observations"] == 1
     metrics = client.get("/metrics").text
     assert "ta_rollup_lag_seconds" in metrics
+
+
+def test_only_shard_zero_writes_the_ledger(
+    make_app: Callable[..., Starlette], clickhouse: ClickHouse, clock: ManualClock
+) -> None:
+    from service.scheduler import default_jobs
+
+    app = make_app(shard_index=1, shard_count=2)
+    with TestClient(app) as client:
+        ingest(client, traces=[trace("t1")], observations=[observation("o1")])
+        (job,) = [j for j in default_jobs(app_context(app)) if j.id == "rollups.recompute"]
+        job.run()
+        assert read_watermark(clickhouse) is None
+        assert ledger_rows(clickhouse) == 0
+
+
+def test_a_pass_waits_while_another_writer_holds_the_ledger(
+    client: TestClient, clickhouse: ClickHouse, clock: ManualClock
+) -> None:
+    ingest(client, traces=[trace("t1")], observations=[observation("o1")])
+    writer = LedgerWriter()
+    finished = threading.Event()
+
+    def run() -> None:
+        run_rollup_pass(clickhouse, clock, writer=writer)
+        finished.set()
+
+    with writer.hold():
+        thread = threading.Thread(target=run)
+        thread.start()
+        # Held by "a backfill chunk": the pass may not even read its watermark yet.
+        assert not finished.wait(0.3)
+        assert read_watermark(clickhouse) is None
+    thread.join()
+    assert finished.is_set()
+    assert usage(client)["data"][0]["observations"] == 1
 
 
 def test_rollup_command_runs_one_pass_and_says_what_it_did(

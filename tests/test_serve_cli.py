@@ -52,7 +52,7 @@ def test_every_operation_works_while_serve_runs_and_prints_the_same(
         assert re.match(r"rollup pass: \d+ dirty trace\(s\) since .*; watermark ", first)
         assert re.fullmatch(r"buckets still pending: \d+", second)
 
-        backfill = cli("backfill", "rollups", "--hours-per-chunk", "24", env=env)
+        backfill = cli("backfill", "rollups", "--batch-size", "500", env=env)
         assert backfill.returncode == 0, backfill.stderr
         out = lines(backfill.stdout)
         assert "runs in serve (pid" in out[0]

@@ -10,10 +10,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from clickhouse_connect.driver.exceptions import DatabaseError
 
 from service.clickhouse import ClickHouse, connect
 from service.clock import ManualClock, VersionStamp
@@ -22,7 +20,7 @@ from service.durations.materialize import materialize_traces
 from service.ingest.models import IngestBatch
 from service.ingest.writer import assign_projects, write_batch
 from service.migrations import apply
-from service.rollups import recompute_buckets
+from service.rollups import run_rollup_pass
 from service.settings import Settings
 from tests.conftest import observation
 
@@ -96,15 +94,28 @@ def test_durations_of_1000_traces_with_long_ids_materialize_over_http(server: Cl
     materialize_traces(server, keys, ManualClock())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DatabaseError,
-    reason="issue 10 item 2: a rollup chunk is CHUNK_SIZE=500 buckets, a bound by count; "
-    "command() sends its parameters in the URL, and 500 (project, hour) pairs of a "
-    "project id of 512 characters (the most ingest accepts) are over "
-    "http_max_field_value_size (~200 characters is the edge)",
-)
-def test_a_rollup_chunk_of_a_long_project_id_recomputes_over_http(server: ClickHouse) -> None:
-    project = "p" * 512
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    recompute_buckets(server, [(project, start + timedelta(hours=h)) for h in range(500)])
+def test_a_rollup_pass_over_long_ids_stays_under_the_servers_limits(server: ClickHouse) -> None:
+    """The ledger stages dirty traces in a table: no key list travels in a statement."""
+    project = "p" * 512  # the longest project id ingest accepts
+    clock = ManualClock()
+    batch = IngestBatch.model_validate(
+        {
+            "observations": [
+                observation(f"o{i}", f"{i:05d}-" + "x" * 400, project_id=project)
+                for i in range(2_500)
+            ]
+        }
+    )
+    write_batch(
+        server, batch, assign_projects(batch, lambda p, _f: p or "default"), VersionStamp(clock)
+    )
+    clock.advance(60)
+    result = run_rollup_pass(server, clock)
+    assert result.dirty_traces == 2_500
+    [(observations,)] = server.query_rows(
+        "t",
+        sql="SELECT sum(n) FROM rollup_ledger WHERE project_id = {p:String} "
+        "AND view = 'hour' AND kind = 'observation'",
+        parameters={"p": project},
+    )
+    assert observations == 2_500

@@ -78,7 +78,7 @@ def test_describe_error_finds_the_root_of_a_wrapped_error() -> None:
         (["demo", "--traces", "-5"], "argument --traces: must be between 1 and"),
         (["demo", "--traces", "0"], "argument --traces: must be between 1 and"),
         (["backfill", "durations", "--batch-size", "0"], "argument --batch-size: must be"),
-        (["backfill", "rollups", "--hours-per-chunk", "0"], "argument --hours-per-chunk: must"),
+        (["backfill", "rollups", "--batch-size", "0"], "argument --batch-size: must"),
         (["backfill", "--pause", "-1", "rollups"], "argument --pause: must be between 0"),
         (["backfill", "rollups", "--pause", "x"], "argument --pause: 'x' is not a number"),
         (["backfill", "rollups", "--from", "yesterday"], "--from: 'yesterday' is not an RFC"),

@@ -109,7 +109,7 @@ class RollupOut(TypedDict):
     description: str
     pending_buckets: int
     dirty_traces: int
-    buckets: int
+    chunks: int
     seconds: float
 
 
@@ -156,7 +156,7 @@ def post_rollup(request: Request, query: NoParams) -> Response:
     """Run one rollup pass now and report what it did (admin)."""
     ctx = require_admin(request)
     with ctx.pass_locks["rollups.recompute"]:
-        report = run_rollup(ctx.clickhouse, ctx.clock)
+        report = run_rollup(ctx.clickhouse, ctx.clock, ctx.ledger)
     return JSONResponse(report.to_json())
 
 

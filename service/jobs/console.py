@@ -44,7 +44,6 @@ OPTIONS = {
     "batch_size": "--batch-size",
     "from": "--from",
     "to": "--to",
-    "hours_per_chunk": "--hours-per-chunk",
 }
 
 
@@ -61,7 +60,6 @@ class BackfillCommand:
     batch_size: int | None = None
     start: datetime | None = None
     end: datetime | None = None
-    hours_per_chunk: int | None = None
 
     def request(self) -> BackfillRequest:
         """The new job this command describes (a `UsageError` naming the option if invalid)."""
@@ -74,7 +72,7 @@ class BackfillCommand:
             }
         elif self.kind == "rollups":
             body = {"kind": ROLLUPS}
-            fields = {"from": self.start, "to": self.end, "hours_per_chunk": self.hours_per_chunk}
+            fields = {"from": self.start, "to": self.end, "batch_size": self.batch_size}
         else:
             raise UsageError("name a backfill: durations, rollups, --resume JOB_ID or --list")
         body.update({name: value for name, value in fields.items() if value is not None})

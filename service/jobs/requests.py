@@ -28,10 +28,11 @@ from service.jobs.model import Job
 from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import rollup_backfill_params
 from service.jobs.store import ALL_PROJECTS, create_job
+from service.rollups.ledger import CHUNK_TRACES
 from service.settings import Settings
 
 BackfillKind = Literal["durations.backfill", "rollups.backfill"]
-MAX_HOURS_PER_CHUNK = 24 * 31
+MAX_ROLLUP_CHUNK = 5 * CHUNK_TRACES
 
 
 class BackfillRequest(BaseModel):
@@ -56,7 +57,11 @@ class BackfillRequest(BaseModel):
         None,
         ge=1,
         le=100_000,
-        description="durations: concluded traces per chunk (default TA_BACKFILL_BATCH_SIZE).",
+        description=(
+            "Traces per chunk: durations, concluded traces (default TA_BACKFILL_BATCH_SIZE); "
+            f"rollups, traces of the range (default {CHUNK_TRACES}, at most "
+            f"{5 * CHUNK_TRACES})."
+        ),
     )
     # strict: an RFC 3339 string only, not a number of seconds (the documented type).
     start: datetime | None = Field(
@@ -67,12 +72,6 @@ class BackfillRequest(BaseModel):
     )
     end: datetime | None = Field(
         None, alias="to", strict=True, description="rollups: RFC 3339 end (default: the last row)."
-    )
-    hours_per_chunk: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_HOURS_PER_CHUNK,
-        description="rollups: hours of buckets per chunk (default 6).",
     )
 
     @field_validator("start", "end")
@@ -89,17 +88,15 @@ class BackfillRequest(BaseModel):
             for name, value in (("from", self.start), ("to", self.end)):
                 if value is not None:
                     raise FieldError(name, f"only for {ROLLUPS}")
-            if self.hours_per_chunk is not None:
-                raise FieldError("hours_per_chunk", f"only for {ROLLUPS}")
         else:
-            given = {
-                "project_id": self.project_id,
-                "definition": self.definition,
-                "batch_size": self.batch_size,
-            }
+            given = {"project_id": self.project_id, "definition": self.definition}
             for name, given_value in given.items():
                 if given_value is not None:
                     raise FieldError(name, f"only for {DURATIONS}")
+            if self.batch_size is not None and self.batch_size > MAX_ROLLUP_CHUNK:
+                # A chunk must land as one insert block (one part) to stay exact after a
+                # crash: see service/rollups/ledger.py.
+                raise FieldError("batch_size", f"rollups: at most {MAX_ROLLUP_CHUNK} traces")
             if self.start is not None and self.end is not None and self.end <= self.start:
                 raise FieldError("to", "must be after from")
         return self
@@ -125,9 +122,9 @@ def create_backfill(
         batch = request.batch_size or settings.backfill_batch_size
         params = backfill_params(request.definition, batch)
         return create_job(ch, DURATIONS, request.project_id or ALL_PROJECTS, params, now)
-    hours = request.hours_per_chunk or 6
+    batch = request.batch_size or CHUNK_TRACES
     return create_job(
-        ch, ROLLUPS, ALL_PROJECTS, rollup_backfill_params(request.start, request.end, hours), now
+        ch, ROLLUPS, ALL_PROJECTS, rollup_backfill_params(request.start, request.end, batch), now
     )
 
 

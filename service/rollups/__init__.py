@@ -1,25 +1,25 @@
-"""Exact usage and latency rollups: dirty detection, bucket recompute, and the read paths.
+"""Exact usage and latency rollups: a per-trace contribution ledger, its passes, and the reads.
 
-Public surface: `run_rollup_pass` (one scheduled pass), `recompute_buckets` (explicit
-buckets, for backfills), `read_watermark`, and the read functions used by the API.
+Public surface: `run_rollup_pass` (one scheduled pass), `LedgerWriter` (the one-writer lock
+passes and backfills share), `rebuild_range` (the backfill primitive), `read_watermark`,
+`pending_buckets`, and the read functions used by the API.
 """
 
 from __future__ import annotations
 
-from service.rollups.buckets import Bucket
-from service.rollups.recompute import (
+from service.rollups.ledger import LedgerWriter, rebuild_range
+from service.rollups.passes import (
     RollupPassResult,
     pending_buckets,
     read_watermark,
-    recompute_buckets,
     run_rollup_pass,
 )
 
 __all__ = [
-    "Bucket",
+    "LedgerWriter",
     "RollupPassResult",
     "pending_buckets",
     "read_watermark",
-    "recompute_buckets",
+    "rebuild_range",
     "run_rollup_pass",
 ]

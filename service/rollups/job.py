@@ -10,19 +10,28 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from service.clickhouse import ClickHouse
 from service.clock import Clock
 from service.metrics import Metrics
-from service.rollups.recompute import RollupPassResult, pending_buckets, run_rollup_pass
+from service.rollups.ledger import LedgerWriter
+from service.rollups.passes import RollupPassResult, pending_buckets, run_rollup_pass
 
 log = logging.getLogger(__name__)
 
 
 def run_scheduled_pass(
-    ch: ClickHouse, clock: Clock, metrics: Metrics, stopping: threading.Event
+    ch: ClickHouse,
+    clock: Clock,
+    metrics: Metrics,
+    stopping: threading.Event,
+    shard_index: int,
+    writer: LedgerWriter,
 ) -> RollupPassResult | None:
-    """Run one pass unless the app is stopping; a failure keeps its buckets dirty and re-raises."""
-    if stopping.is_set():
+    """Run one pass on shard 0 unless the app is stopping; a failure keeps its traces dirty.
+
+    The ledger has one writer (service/rollups/ledger.py): every other shard only reads.
+    """
+    if stopping.is_set() or shard_index != 0:
         return None
     try:
-        result = run_rollup_pass(ch, clock)
+        result = run_rollup_pass(ch, clock, writer=writer)
     except Exception:
         metrics.rollup_pass_failures.inc()
         _record_backlog(ch, metrics)

@@ -1,9 +1,10 @@
-"""Read paths of `/v1/usage` and `/v1/latency`: the rollup tables, or raw rows on request.
+"""Read paths of `/v1/usage` and `/v1/latency`: the ledger's bucket views, or raw rows on request.
 
-Both paths return the same row shape, so the raw path is a drop-in fallback (the
-`TA_ROLLUP_READ_FROM_RAW` safety switch) and a per-request verification (`source=raw`).
-Percentiles come from log-bucket histograms (see `service.rollups.sketch`): every reported
-percentile is within 1% (relative) of the true value at that rank, whatever the range.
+Both paths compute the same contributions (queries/rollups/*_contributions.sql) and return the
+same rows, so the raw path is a drop-in fallback (the `TA_ROLLUP_READ_FROM_RAW` safety
+switch) and a per-request verification (`source=raw`). Percentiles and `max_ms` come from
+log-bucket histograms (see `service.rollups.sketch`): each is within 1% (relative) of the
+true value at its rank, whatever the range, and identical on both paths.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ from datetime import datetime
 from typing import Any
 
 from service.clickhouse import ClickHouse
-from service.rollups.recompute import read_watermark
+from service.rollups.passes import read_watermark
 from service.rollups.request import (
     LATENCY_GROUP_KEYS,
     USAGE_GROUP_KEYS,
     LatencyQuery,
     RangeQuery,
 )
-from service.rollups.sketch import bucket_value
+from service.rollups.sketch import bucket_value, position_index
 from service.times import format_time
 
 # The levels the SQL reads off each merged histogram, in this order.
 PERCENTILES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
+# Every key the read statements can group by; a request turns on the ones it asks for.
+ALL_GROUP_KEYS = ("model", "provider", "type", "name", "environment")
+# One unit of cost: the ledger counts cost in integers of 1e-12.
+PICO = 1_000_000_000_000
 
 
 @dataclass(frozen=True)
@@ -54,53 +59,63 @@ def freshness(ch: ClickHouse, source: str, now: datetime) -> Freshness:
 
 def fetch_usage(ch: ClickHouse, query: RangeQuery) -> list[dict[str, Any]]:
     """Usage rows: bucket, the requested group keys, counts, tokens, cost, errors."""
-    params = query.params(USAGE_GROUP_KEYS)
+    params = _params(query, USAGE_GROUP_KEYS)
     if query.source == "raw":
         name = "rollups/usage_from_raw"
     else:
-        name = "rollups/usage_from_rollup"
-        params["grouping"] = usage_grouping(query.group_by)
+        name = "rollups/usage_from_ledger"
+        params["hour_view"], params["day_view"] = usage_views(query.group_by)
+        params["kind"] = "observation"
     rows = ch.query_dicts(name, params)
     return [usage_row(row, query.group_by) for row in rows]
 
 
 def fetch_latency(ch: ClickHouse, query: LatencyQuery) -> list[dict[str, Any]]:
     """Latency rows: bucket, group keys, count, avg, p50/p90/p95/p99, max, orphans, skewed."""
-    params = query.range.params(LATENCY_GROUP_KEYS)
+    params = _params(query.range, LATENCY_GROUP_KEYS)
+    params["kind"] = query.level
     if query.range.source == "raw":
         name = (
             "rollups/trace_latency_from_raw"
             if query.level == "trace"
-            else "rollups/observation_latency_from_raw"
+            else "rollups/latency_from_raw"
         )
     else:
-        name = "rollups/latency_from_rollup"
-        params["level"] = query.level
-        params["grouping"] = latency_grouping(query.level, query.range.group_by)
+        name = "rollups/latency_from_ledger"
+        params["hour_view"], params["day_view"] = latency_views(query.level, query.range.group_by)
     rows = ch.query_dicts(name, params)
     return [latency_row(row, query.range.group_by) for row in rows]
 
 
-def usage_grouping(group_by: tuple[str, ...]) -> int:
-    """The coarsest pre-merged grouping of usage_rollup that holds these keys (pure).
+def _params(query: RangeQuery, keys: tuple[str, ...]) -> dict[str, object]:
+    """The request's parameters, every group key the statements know off unless asked for."""
+    params = query.params(keys)
+    for key in ALL_GROUP_KEYS:
+        params.setdefault(f"by_{key}", False)
+    return params
 
-    Rows are stored per every key = 0, per model = 1 and as totals = 2 (same sums).
+
+def usage_views(group_by: tuple[str, ...]) -> tuple[str, str]:
+    """The (hour, day) ledger views to read for these usage keys: the coarsest holding them.
+
+    Bucket rows are kept per every key, per model and as totals (the same sums); the
+    coarser the view, the fewer rows a read adds up (pure).
     """
     if not set(group_by) <= {"model"}:
-        return 0
-    return 1 if group_by else 2
+        return ("hour", "day")
+    return ("hour_model", "day_model") if group_by else ("hour_total", "day_total")
 
 
-def latency_grouping(level: str, group_by: tuple[str, ...]) -> int:
-    """The coarsest pre-merged grouping of latency_rollup that holds these keys (pure).
+def latency_views(level: str, group_by: tuple[str, ...]) -> tuple[str, str]:
+    """The (hour, day) ledger views to read for this latency level and keys (pure).
 
-    Observation rows are stored per (name, model, provider, type) = 0, per name = 1 and as
-    totals = 2; trace rows only per name = 0. Reading the coarsest one that still has every
-    requested key merges the fewest histograms and gives the same sums.
+    Observation rows are kept per every key, per name and as totals; trace rows per trace
+    name and as totals. Reading the coarsest view holding every requested key merges the
+    fewest histograms and gives the same sums.
     """
-    if level == "trace" or not set(group_by) <= {"name"}:
-        return 0
-    return 1 if group_by else 2
+    if level == "trace" or set(group_by) <= {"name"}:
+        return ("hour_name", "day_name") if group_by else ("hour_total", "day_total")
+    return ("hour", "day")
 
 
 def usage_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
@@ -112,8 +127,8 @@ def usage_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
         observations=int(row["s_observations"]),
         input_tokens=int(row["s_input_tokens"]),
         output_tokens=int(row["s_output_tokens"]),
-        total_tokens=int(row["s_total_tokens"]),
-        cost=float(row["s_cost"]),
+        total_tokens=int(row["s_input_tokens"]) + int(row["s_output_tokens"]),
+        cost=int(row["s_cost_pico"]) / PICO,
         errors=int(row["s_errors"]),
     )
     return out
@@ -127,9 +142,15 @@ def latency_row(row: dict[str, Any], group_by: tuple[str, ...]) -> dict[str, Any
     count = int(row["s_count"])
     out["count"] = count
     out["avg_ms"] = float(row["s_sum_ms"]) / count if count else None
-    for label, index in zip(PERCENTILES, row["s_quantile_buckets"], strict=True):
-        out[label] = bucket_value(int(index)) if count else None
-    out["max_ms"] = float(row["s_max_ms"]) if count else None
+    # The SQL reads p50, p90, p95, p99 and the max (rank n - 1) off the same histogram: the
+    # max is not additive, so it is not kept exactly but within 1%, like the percentiles.
+    *levels, top = (
+        bucket_value(position_index(int(position))) if count else None
+        for position in row["s_positions"]
+    )
+    for label, value in zip(PERCENTILES, levels, strict=True):
+        out[label] = value
+    out["max_ms"] = top
     out["orphans"] = int(row["s_orphans"])
     out["skewed"] = int(row["s_skewed"])
     return out

@@ -2,11 +2,13 @@
 
 A duration of x ms (x >= 1) is counted in bucket i = ceil(log_g(x)) with g = (1+a)/(1-a) and
 relative accuracy a = 0.01; bucket i stands for the value 2·g^i/(g+1), which is within a
-(relative) of every x in (g^(i-1), g^i]. 0 ms has its own bucket. ClickHouse builds the
-histograms and stores them dense (element 1 = the 0 ms bucket, element i + 2 = bucket i;
-see `dense_slot`), so merging hours into days or a 30-day range is exact element-wise
-addition (`sumForEach`), and a reported percentile is within 1% of the true value at that
-rank. The SQL that assigns buckets must match `bucket_index` below.
+(relative) of every x in (g^(i-1), g^i]. 0 ms has its own bucket. ClickHouse assigns the
+buckets (queries/rollups/measured.sql, which must match `bucket_index`) and keeps them
+sparse; a read lays each histogram out dense, position 1 = the 0 ms bucket, position i + 2
+= bucket i (queries/rollups/dense_histogram.sql, mirrored by `position_index`), and adds
+them element-wise. That is exact whatever the range, so a reported percentile is within 1%
+of the true value at its rank, and so is `max_ms`, the value of the bucket holding the
+last rank.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ def bucket_index(ms: float) -> int:
     return math.ceil(math.log(ms) / math.log(GAMMA))
 
 
-def dense_slot(index: int) -> int:
-    """The 1-based element of the stored dense histogram that counts bucket `index`."""
-    return 1 if index == ZERO_BUCKET else index + 2
+def position_index(position: int) -> int:
+    """The bucket counted at 1-based `position` of a dense histogram."""
+    if position < 1:
+        raise ValueError("dense histogram positions start at 1")
+    return ZERO_BUCKET if position == 1 else position - 2
 
 
 def bucket_value(index: int) -> float:
