@@ -181,11 +181,14 @@ def bare(settings: Settings) -> Iterator[ClickHouse]:
     ch.close()
 
 
+@pytest.mark.parametrize("at_version", ["0008", "0009"])
 def test_migration_0010_carries_open_deliveries_over_and_retires_the_old_outbox(
-    bare: ClickHouse,
+    bare: ClickHouse, at_version: str
 ) -> None:
+    """From a database at 0008 (0009 and 0010 in one `migrate`) or at 0009."""
     shipped = discover()
-    before = [m for m in shipped if m.name < "0010"]
+    before = [m for m in shipped if m.name[:4] <= at_version]
+    assert before[-1].name.startswith(at_version)
     apply(bare, before)
     at = datetime.fromisoformat("2026-11-22T10:00:00+00:00")
 
@@ -211,7 +214,9 @@ def test_migration_0010_carries_open_deliveries_over_and_retires_the_old_outbox(
     old("t-moved", "pending", 0, 1)
     old("t-moved", "pending", 1, 2)
 
-    apply(bare, shipped)
+    assert [name[:4] for name in apply(bare, shipped)] == [
+        m.name[:4] for m in shipped if m.name[:4] > at_version
+    ]
     later = at + timedelta(hours=1)
 
     def check() -> None:
