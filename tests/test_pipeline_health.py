@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from service.operations import CheckReport
 from service.settings import load_settings
 from tests.conftest import IDLE, deliver, detect
 from tests.conftest import ingest_traces as ingest
+from tests.subprocesses import base_env, cli, one_line
 from tests.test_openapi import Checker
 
 URL = "http://analyze.test/hook"
@@ -137,52 +135,36 @@ def test_a_valid_webhook_secret_passes() -> None:
     assert load_settings(webhook_secret="whsec_" + "a" * 43).webhook_secret is not None
 
 
-def test_serve_with_a_malformed_webhook_secret_exits_2_with_one_line(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "TA_WEBHOOK_SECRET": "whsec_!!!notbase64",
-        "TA_CLICKHOUSE_URL": f"chdb://{tmp_path / 'data'}",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def refused_serve(data: Path, **env: str) -> str:
+    """`serve`'s one line on stderr when it refuses to start (exit 2, the engine untouched)."""
+    done = cli("serve", env=base_env(TA_CLICKHOUSE_URL=f"chdb://{data}", TA_PORT="0", **env))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    assert not data.exists(), "refused before touching the engine"
+    return one_line(done.stderr)
+
+
+def test_serve_with_a_malformed_webhook_secret_exits_2_with_one_line(tmp_path: Path) -> None:
+    line = refused_serve(tmp_path / "data", TA_WEBHOOK_SECRET="whsec_!!!notbase64")
+    assert line == (
         "trace-analytics: TA_WEBHOOK_SECRET: must be whsec_ followed by a base64 key "
         "(Standard Webhooks)"
-    ]
-    assert not (tmp_path / "data").exists(), "refused before touching the engine"
-
-
-def test_serve_with_a_proxy_delivery_cannot_use_exits_2_with_one_line(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "TA_ANALYZE_URL": "http://analyze.test/hook",
-        "HTTP_PROXY": "socks5://127.0.0.1:1080",
-        "TA_CLICKHOUSE_URL": f"chdb://{tmp_path / 'data'}",
-        "TA_PORT": "0",
-    }
-    env.pop("NO_PROXY", None)
-    env.pop("no_proxy", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+
+
+def test_serve_with_a_proxy_delivery_cannot_use_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    line = refused_serve(
+        tmp_path / "data",
+        TA_ANALYZE_URL="http://analyze.test/hook",
+        HTTP_PROXY="socks5://127.0.0.1:1080",
+    )
+    assert line == (
         "trace-analytics: http_proxy / all_proxy: delivery supports http:// and https:// "
         "proxies only (got 'socks5')"
-    ]
-    assert not (tmp_path / "data").exists(), "refused before touching the engine"
+    )
 
 
 def test_a_check_asked_over_the_admin_api_reports_why_and_counts_in_readyz(
