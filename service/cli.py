@@ -277,6 +277,7 @@ def _already_served(settings: Settings) -> str | None:
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.api import app_context, create_app
+    from service.conclusions.transport import environment_proxy
     from service.server import bind, remove_address, serve, write_address
 
     # Bind first: a port in use is one line, before anything is migrated or scheduled.
@@ -284,6 +285,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         listener = bind(settings.bind_host, settings.port)
     except CannotListen as exc:
         raise CannotListen(_already_served(settings) or str(exc)) from None
+    if settings.analyze_url is not None:
+        # The app's Sender reads it in the lifespan, where a refusal would be a traceback.
+        environment_proxy(settings.analyze_url)
     with contextlib.closing(listener.sock):
         with contextlib.closing(open_engine(settings)) as ch:
             app = create_app(settings, ch)

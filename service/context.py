@@ -17,6 +17,7 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.conclusions.health import PipelineHealth
 from service.engine_roles import API, INGEST
 from service.ingest.writer import IngestWriter
 from service.metrics import Metrics
@@ -54,6 +55,8 @@ class AppContext:
     # Group commit for every ingest endpoint (/v1/ingest, OTLP), on the `ingest` role's
     # engine; started and drained by the app's lifespan.
     ingest: IngestWriter
+    # How the conclusion passes have been doing (/readyz).
+    pipeline: PipelineHealth
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BaseScheduler | None = None
     # Open while the app runs (its lifespan), when TA_ANALYZE_URL is set.
@@ -95,4 +98,5 @@ def build_context(
             max_group_rows=settings.ingest_max_group_rows,
             min_retry_after=settings.ingest_retry_after_seconds,
         ),
+        pipeline=PipelineHealth.start(clock),
     )

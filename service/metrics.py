@@ -103,7 +103,7 @@ class Metrics:
         # Conclusions (detection and delivery).
         self.conclusion_passes = Counter(
             "ta_conclusion_passes_total",
-            "Conclusion passes run, by pass (detect, deliver).",
+            "Conclusion passes completed without an error, by pass (detect, deliver).",
             # Not `job`: Prometheus reserves that label for the scrape target.
             ["pass"],
             registry=r,
@@ -115,6 +115,28 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.conclusion_pass_failures = Counter(
+            "ta_conclusion_pass_failures_total",
+            "Conclusion passes that raised (nothing they had not written is lost), by pass.",
+            ["pass"],
+            registry=r,
+        )
+        self.conclusion_consecutive_failures = Gauge(
+            "ta_conclusion_consecutive_pass_failures",
+            "Conclusion passes that failed in a row, by pass (0 after a successful one).",
+            ["pass"],
+            registry=r,
+        )
+        self.conclusion_last_success = Gauge(
+            "ta_conclusion_last_success_timestamp_seconds",
+            "Unix time of the last successful conclusion pass, by pass (0: none yet).",
+            ["pass"],
+            registry=r,
+        )
+        for name in ("detect", "deliver"):  # export every series from the start
+            self.conclusion_pass_failures.labels(name)
+            self.conclusion_consecutive_failures.labels(name)
+            self.conclusion_last_success.labels(name)
         self.traces_concluded = Counter(
             "ta_traces_concluded_total",
             "Conclusions recorded (each revision counts once).",
@@ -140,12 +162,22 @@ class Metrics:
         )
         self.deliveries_pending = Gauge(
             "ta_deliveries_pending",
-            "Deliveries waiting for a first or next attempt (refreshed each delivery pass).",
+            "Deliveries waiting for a first or next attempt, retries included (refreshed each "
+            "delivery pass).",
             registry=r,
         )
         self.deliveries_dead = Gauge(
             "ta_deliveries_dead",
             "Dead deliveries awaiting a redrive (refreshed each delivery pass).",
+            registry=r,
+        )
+        # Scheduler.
+        self.scheduler_skipped_runs = Counter(
+            "ta_scheduler_skipped_runs_total",
+            "Scheduled runs skipped because the same pass was still running (the job's previous "
+            "run, or the pass asked for over the admin API), by job id.",
+            # Not `job`: Prometheus reserves that label for the scrape target.
+            ["job_id"],
             registry=r,
         )
         self.jobs = Gauge(

@@ -60,9 +60,17 @@ class Settings(BaseSettings):
         None, description="Where conclusions are POSTed; unset records without delivering."
     )
     analyze_concurrency: int = Field(16, ge=1, description="Deliveries in flight at once.")
-    analyze_timeout_seconds: float = Field(10.0, gt=0, description="Per-delivery HTTP timeout.")
-    analyze_max_attempts: int = Field(
-        8, ge=1, description="Attempts before a delivery is dead (redrivable)."
+    analyze_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Deadline for one delivery attempt, start to end."
+    )
+    analyze_retry_window_seconds: float = Field(
+        86_400.0,
+        ge=1,
+        le=30 * 86_400,
+        description="How long a failing delivery is retried, from its first attempt.",
+    )
+    analyze_max_attempts: int | None = Field(
+        None, ge=1, description="Optional cap on attempts (unset: the retry window decides)."
     )
     analyze_batch_size: int = Field(
         1, ge=1, description="Conclusions per POST; above 1 the body is a JSON array."
@@ -185,6 +193,19 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @field_validator("analyze_max_attempts", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        check_webhook_secret(value.get_secret_value())
+        return value
+
     @field_validator("api_keys")
     @classmethod
     def _key_pairs(cls, value: SecretStr | None) -> SecretStr | None:
@@ -256,6 +277,29 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     if not keys:
         raise ValueError("no key=project pairs found")
     return keys
+
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def check_webhook_secret(raw: str) -> None:
+    """Raise ValueError unless `raw` is a Standard Webhooks secret: `whsec_` + base64 key.
+
+    Stricter than the `standardwebhooks` package, which skips characters that are not
+    base64 and so would sign with a different key than the receiver holds. The message
+    never repeats the secret.
+    """
+    from standardwebhooks import Webhook
+
+    key = raw.strip().removeprefix("whsec_")
+    if not _BASE64.match(key):
+        raise ValueError("must be whsec_ followed by a base64 key (Standard Webhooks)")
+    try:
+        Webhook(raw.strip())
+    except Exception:
+        raise ValueError(
+            "must be whsec_ followed by a base64 key (Standard Webhooks); this one does not decode"
+        ) from None
 
 
 def _is_loopback(host: str) -> bool:

@@ -17,6 +17,7 @@ message callers put after the field or parameter.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -57,7 +58,7 @@ def storable(value: datetime) -> datetime:
     try:
         if EARLIEST <= utc < LATEST:
             return value
-        shown = format_time(utc) or ""
+        shown = format_time(utc)
     except OverflowError:  # an offset pushes year 1 or 9999 past what datetime holds
         shown = repr(value.isoformat())
     raise TimeOutOfRange(_outside(shown))
@@ -69,6 +70,10 @@ def _outside(shown: str) -> str:
     )
 
 
+@overload
+def format_time(value: datetime) -> str: ...
+@overload
+def format_time(value: datetime | None) -> str | None: ...
 def format_time(value: datetime | None) -> str | None:
     """`2026-11-22T10:01:05.120Z` (UTC, always milliseconds), or None."""
     if value is None:

@@ -2,7 +2,7 @@
 end_time IS NULL AS is_orphan,
 NOT is_orphan AND end_time < start_time AS is_skewed,
 -- sum_ms is Int128 before anything adds it up: one duration is at most the ingest window
--- (~4.1e12 ms), and Int64 sums of those wrap after ~2.2 million (migration 0010).
+-- (~4.1e12 ms), and Int64 sums of those wrap after ~2.2 million (migration 0011).
 if(is_orphan OR is_skewed, 0,
    toUnixTimestamp64Milli(assumeNotNull(end_time)) - toUnixTimestamp64Milli(start_time)) AS measured_ms,
 toInt128(measured_ms) AS sum_ms,

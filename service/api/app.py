@@ -78,7 +78,7 @@ def create_app(
                 ctx.sender = Sender(settings, transport=delivery_transport)
             if settings.scheduler_enabled:
                 jobs = (scheduled_jobs or default_jobs)(ctx)
-                ctx.scheduler = build_scheduler(jobs, locks=ctx.pass_locks)
+                ctx.scheduler = build_scheduler(jobs, locks=ctx.pass_locks, metrics=ctx.metrics)
                 ctx.scheduler.start()
                 log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
             yield {"ctx": ctx}

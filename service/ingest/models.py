@@ -9,7 +9,7 @@ Limits (documented in the README, "Ingest"):
 
 * `input_tokens`, `output_tokens`: integers 0 .. 1,000,000,000 per observation. The largest
   model contexts are ~10^7 tokens, so this leaves 100x headroom. Trace summaries add them
-  up in Python; the rollup ledger sums in Int128 (migration 0010), which no volume of them
+  up in Python; the rollup ledger sums in Int128 (migration 0011), which no volume of them
   can wrap (it would take 10^29 maximal observations).
 * `cost`: a finite number 0 .. 1,000,000,000 per observation. Float64 sums of such values
   cannot reach infinity (it would take 10^299 observations), so totals stay JSON numbers;
