@@ -1,4 +1,4 @@
-"""Conclusions: one detection pass of ours vs the seed's query, and deliveries/s vs sequential.
+"""Conclusions: detection vs the seed's query, deliveries/s vs sequential, delivery vs history.
 
 For each size, a fresh embedded chDB gets N observations (10 per trace, UUID-shaped ids)
 generated server-side with INSERT ... SELECT FROM numbers(), spread over 20 days of
@@ -16,7 +16,16 @@ Deliveries: conclusions queued in the outbox, POSTed to a local HTTP receiver on
 127.0.0.1 by `run_delivery_pass` (TA_ANALYZE_CONCURRENCY in flight, state written back to
 ClickHouse) vs the seed's way: one POST after another.
 
-    python bench/conclusions.py [--sizes 1000000,10000000] [--deliveries 5000]
+History: a fresh engine holds H conclusions that were delivered in the past (records in
+`conclusions`, and in `delivery_outbox` the pending and delivered rows the service wrote,
+spread over the two hours before now). The first delivery pass compacts that history away
+(timed on its own: a one-off after downtime, per slot in steady state); then each measured
+pass delivers 1000 new conclusions to the local receiver. Ours at 100k vs 2M should be
+about equal. For contrast, the same history in the old outbox (migration 0003's
+`conclusion_outbox`, tombstones not yet cleaned up) and its due query with FINAL.
+
+    python bench/conclusions.py [--sections detection,deliveries,history]
+        [--sizes 1000000,10000000] [--deliveries 5000] [--history 100000,2000000]
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from service.clock import ManualClock, VersionStamp
 from service.conclusions import run_delivery_pass, run_detection_pass, store
 from service.conclusions.delivery import Sender
 from service.conclusions.models import Conclusion, Status
+from service.engine_roles import DELIVER, DETECT
 from service.migrations import apply
 from service.settings import Settings
 
@@ -155,7 +165,8 @@ def bench_detection(ch: ClickHouse, passes: int = 5) -> DetectionFigures:
     stamp = VersionStamp(clock)
     # Steady state: the service has been running; the previous pass ran one interval ago.
     store.write_cursor(ch, 1, 0, NOW - timedelta(minutes=10), stamp)
-    run_detection_pass(ch, settings, clock=clock, stamp=stamp)
+    detect = ch.role(DETECT)  # as serve runs it
+    run_detection_pass(detect, settings, clock=clock, stamp=stamp)
     query_seconds: list[float] = []
 
     def observe(name: str, seconds: float) -> None:
@@ -168,7 +179,7 @@ def bench_detection(ch: ClickHouse, passes: int = 5) -> DetectionFigures:
         clock.set(NOW + timedelta(seconds=k * INTERVAL))
         query_seconds.append(0.0)
         seconds, recorded = timed(
-            lambda: run_detection_pass(ch, settings, clock=clock, stamp=stamp)
+            lambda: run_detection_pass(detect, settings, clock=clock, stamp=stamp)
         )
         pass_seconds.append(seconds)
         concluded.append(len(recorded))
@@ -205,6 +216,8 @@ class Receiver:
 
     def __exit__(self, *exc: object) -> None:
         async def close() -> None:
+            # Cancelled keep-alive handlers are expected here, not errors worth a traceback.
+            self._loop.set_exception_handler(lambda loop, context: None)
             if self._server is not None:
                 self._server.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -270,7 +283,12 @@ def bench_delivery(ch: ClickHouse, count: int, delay: float) -> tuple[float, flo
         with Sender(settings) as sender:
             seconds, report = timed(
                 lambda: run_delivery_pass(
-                    ch, settings, sender, clock=clock, stamp=stamp, stopping=threading.Event()
+                    ch.role(DELIVER),
+                    settings,
+                    sender,
+                    clock=clock,
+                    stamp=stamp,
+                    stopping=threading.Event(),
                 )
             )
         # The detection passes above queued their conclusions too: all of them count.
@@ -289,6 +307,178 @@ def bench_delivery(ch: ClickHouse, count: int, delay: float) -> tuple[float, flo
         return ours, count / seconds
 
 
+# History for the delivery pass: H conclusions delivered in the two hours before NOW, as
+# the service wrote them (a pending row when recorded, a delivered row a second later).
+HISTORY_SPAN_SECONDS = 2 * 3600 - 15 * 60
+HISTORY_RECORDS = """
+INSERT INTO conclusions
+SELECT 'bench', concat('hist-', toString(number)), 1, at, at - toIntervalSecond(60),
+       '{"name": "agent-run", "observations": 10}', 'delivered', 1, NULL, '',
+       at + toIntervalSecond(1), at + toIntervalSecond(1)
+FROM
+(
+    SELECT number, {now:DateTime64(6, 'UTC')} - toIntervalSecond(7200)
+             + toIntervalMicrosecond(number * {step_us:UInt64}) AS at
+    FROM numbers({history:UInt64})
+)
+"""
+HISTORY_OUTBOX = """
+INSERT INTO delivery_outbox
+SELECT toStartOfFiveMinutes(version), 'bench', concat('hist-', toString(n)), 1, at,
+       at - toIntervalSecond(60), if(delivered, '', '{"name": "agent-run", "observations": 10}'),
+       if(delivered, 'delivered', 'pending'), toUInt16(delivered), if(delivered, at, NULL),
+       at, '', version
+FROM
+(
+    SELECT intDiv(number, 2) AS n, number % 2 = 1 AS delivered,
+           {now:DateTime64(6, 'UTC')} - toIntervalSecond(7200)
+             + toIntervalMicrosecond(n * {step_us:UInt64}) AS at,
+           at + toIntervalSecond(if(delivered, 1, 0)) AS version
+    FROM numbers({rows:UInt64})
+)
+"""
+# The old outbox (migration 0003) with the same history: a pending row, then a tombstone.
+OLD_OUTBOX_TABLE = """
+CREATE TABLE bench_old_outbox
+(
+    project_id LowCardinality(String), trace_id String, revision UInt32,
+    concluded_at DateTime64(6, 'UTC'), last_activity_at DateTime64(6, 'UTC'), summary String,
+    status LowCardinality(String), attempts UInt16, next_attempt_at DateTime64(6, 'UTC'),
+    last_error String, updated_at DateTime64(6, 'UTC'), is_deleted UInt8
+)
+ENGINE = ReplacingMergeTree(updated_at, is_deleted)
+ORDER BY (project_id, trace_id, revision)
+"""
+OLD_OUTBOX_ROWS = """
+INSERT INTO bench_old_outbox
+SELECT 'bench', concat('hist-', toString(intDiv(number, 2))), 1, at, at - toIntervalSecond(60),
+       '{"name": "agent-run", "observations": 10}', if(number % 2 = 1, 'delivered', 'pending'),
+       toUInt16(number % 2), at, '', at + toIntervalSecond(number % 2), toUInt8(number % 2)
+FROM
+(
+    SELECT number, {now:DateTime64(6, 'UTC')} - toIntervalSecond(7200)
+             + toIntervalMicrosecond(intDiv(number, 2) * {step_us:UInt64}) AS at
+    FROM numbers({rows:UInt64})
+)
+"""
+OLD_DUE_QUERY = """
+SELECT project_id, trace_id, revision, concluded_at, last_activity_at, summary,
+       status, attempts, next_attempt_at, last_error
+FROM bench_old_outbox FINAL
+WHERE status = 'pending' AND next_attempt_at <= {now:DateTime64(6, 'UTC')}
+  AND cityHash64(trace_id) % 1 = 0
+ORDER BY next_attempt_at, project_id, trace_id, revision
+LIMIT 5000
+"""
+
+
+@dataclass
+class HistoryFigures:
+    """Medians over the measured passes, for one history size."""
+
+    compact_s: float  # the one-off compaction of the whole history
+    pass_ms: float  # a delivery pass of DUE_PER_PASS new conclusions, history compacted
+    due_ms: float  # its due query alone
+    old_due_ms: float  # the old outbox's due query with the same history
+    outbox_rows: int  # rows in delivery_outbox after the measured passes
+
+
+DUE_PER_PASS = 1000
+
+
+def bench_history(ch: ClickHouse, history: int, passes: int = 9) -> HistoryFigures:
+    params = {
+        "now": NOW,
+        "history": history,
+        "rows": 2 * history,
+        "step_us": HISTORY_SPAN_SECONDS * 1_000_000 // history,
+    }
+    ch.command("bench:history_records", params, sql=HISTORY_RECORDS)
+    ch.command("bench:history_outbox", params, sql=HISTORY_OUTBOX)
+    ch.command("bench:old_outbox", sql=OLD_OUTBOX_TABLE)
+    ch.command("bench:old_outbox_rows", params, sql=OLD_OUTBOX_ROWS)
+    wait_for_merges(ch)
+
+    clock = ManualClock(NOW)
+    stamp = VersionStamp(clock)
+    deliver = ch.role(DELIVER)  # as serve runs the pass
+    compact_s, _ = timed(lambda: store.compact_outbox(deliver, clock()))
+    due_seconds: list[float] = []  # the first due query of each pass
+
+    def observe(name: str, seconds: float) -> None:
+        if name == "conclusions/due_deliveries" and len(due_seconds) < len(pass_seconds) + 1:
+            due_seconds.append(seconds)
+
+    ch.add_observer(observe)
+    pass_seconds: list[float] = []
+    with Receiver(0.0) as receiver:
+        url = f"http://127.0.0.1:{receiver.port}/analyze"
+        settings = Settings(analyze_url=url, check_batch_limit=DUE_PER_PASS)
+        with Sender(settings) as sender:
+            for k in range(passes + 1):
+                clock.advance(1)
+                queue(ch, DUE_PER_PASS, f"h{history}-{k}-", stamp)
+                if not k:
+                    due_seconds.clear()
+                seconds, report = timed(
+                    lambda: run_delivery_pass(
+                        deliver,
+                        settings,
+                        sender,
+                        clock=clock,
+                        stamp=stamp,
+                        stopping=threading.Event(),
+                    )
+                )
+                assert report.delivered == DUE_PER_PASS, report
+                if k:  # the first pass warms the connection pool
+                    pass_seconds.append(seconds)
+                else:
+                    due_seconds.clear()
+    outbox_rows = ch.query_rows("bench:rows", sql="SELECT count() FROM delivery_outbox")[0][0]
+    assert outbox_rows < history, "the history was not compacted away"
+    old_seconds = []
+    for _ in range(passes):
+        seconds, _ = timed(lambda: ch.query_rows("bench:old_due", {"now": NOW}, sql=OLD_DUE_QUERY))
+        old_seconds.append(seconds)
+    return HistoryFigures(
+        compact_s=compact_s,
+        pass_ms=statistics.median(pass_seconds) * 1000,
+        due_ms=statistics.median(due_seconds) * 1000,
+        old_due_ms=statistics.median(old_seconds) * 1000,
+        outbox_rows=int(outbox_rows),
+    )
+
+
+def run_history(sizes: list[int]) -> None:
+    print(f"delivery pass vs history: {DUE_PER_PASS} new conclusions per pass, to 127.0.0.1")
+    print(
+        f"{'history':>10} {'compact s':>9} {'outbox rows':>11} {'pass ms':>8} {'due ms':>7} "
+        f"{'old due ms':>10} {'old/ours due':>12}"
+    )
+    figures: dict[int, HistoryFigures] = {}
+    with tempfile.TemporaryDirectory(prefix="ta-bench-history-") as tmp:
+        for size in sizes:
+            ch = connect(Settings(clickhouse_url=f"chdb://{Path(tmp) / str(size)}"))
+            try:
+                apply(ch)
+                f = figures[size] = bench_history(ch, size)
+            finally:
+                ch.close()
+            print(
+                f"{size:>10,} {f.compact_s:>9.1f} {f.outbox_rows:>11,} {f.pass_ms:>8.1f} "
+                f"{f.due_ms:>7.1f} "
+                f"{f.old_due_ms:>10.1f} {f.old_due_ms / f.due_ms:>11.1f}x"
+            )
+    if len(sizes) > 1:
+        small, large = figures[sizes[0]], figures[sizes[-1]]
+        print(
+            f"ours at {sizes[-1]:,} vs {sizes[0]:,} delivered conclusions of history: pass "
+            f"{large.pass_ms / small.pass_ms:.2f}x, due query {large.due_ms / small.due_ms:.2f}x "
+            f"(target: within 1.5x); old due query {large.old_due_ms / small.old_due_ms:.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000", help="observation counts")
@@ -296,9 +486,19 @@ def main() -> None:
     parser.add_argument(
         "--receiver-delays-ms", default="0,10", help="receiver think time per request"
     )
+    parser.add_argument("--history", default="100000,2000000", help="delivered conclusions")
+    parser.add_argument(
+        "--sections", default="detection,deliveries,history", help="which parts to run"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     delays = [float(d) / 1000 for d in args.receiver_delays_ms.split(",")]
+    sections = set(args.sections.split(","))
+    if "history" in sections:
+        run_history([int(h) for h in args.history.split(",")])
+        print()
+    if not sections & {"detection", "deliveries"}:
+        return
 
     print(f"detection: median of 5 steady-state passes (interval {INTERVAL} s, idle {IDLE} s)")
     print(

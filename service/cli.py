@@ -39,7 +39,7 @@ from service.operations import CheckReport, RollupReport, run_check, run_rollup,
 from service.remote import Rejected, RunningServe, running_serve
 from service.settings import Settings, load_settings
 from service.startup import open_engine
-from service.times import parse_time
+from service.times import TimeOutOfRange, parse_time, storable
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,7 @@ def _already_served(settings: Settings) -> str | None:
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.api import app_context, create_app
+    from service.conclusions.transport import environment_proxy
     from service.server import bind, remove_address, serve, write_address
 
     # Bind first: a port in use is one line, before anything is migrated or scheduled.
@@ -284,6 +285,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         listener = bind(settings.bind_host, settings.port)
     except CannotListen as exc:
         raise CannotListen(_already_served(settings) or str(exc)) from None
+    if settings.analyze_url is not None:
+        # The app's Sender reads it in the lifespan, where a refusal would be a traceback.
+        environment_proxy(settings.analyze_url)
     with contextlib.closing(listener.sock):
         with contextlib.closing(open_engine(settings)) as ch:
             app = create_app(settings, ch)
@@ -473,6 +477,8 @@ def _time_option(raw: str | None, flag: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        return parse_time(raw)
+        return storable(parse_time(raw))
+    except TimeOutOfRange as exc:
+        raise UsageError(f"{flag}: {exc}") from None
     except ValueError:
         raise UsageError(f"{flag}: {raw!r} is not an RFC 3339 time") from None

@@ -17,8 +17,9 @@ from service.auth import KeyRing
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp, system_clock
 from service.conclusions.delivery import Sender
+from service.conclusions.health import PipelineHealth
 from service.engine_roles import API, INGEST
-from service.ingest.admission import IngestWriter
+from service.ingest.writer import IngestWriter
 from service.metrics import Metrics
 from service.migrations import Migration, discover
 from service.rollups.cache import ReadCache
@@ -52,7 +53,11 @@ class AppContext:
     stamp: VersionStamp
     keyring: KeyRing
     migrations: list[Migration]
-    writer: IngestWriter
+    # Group commit for every ingest endpoint (/v1/ingest, OTLP), on the `ingest` role's
+    # engine; started and drained by the app's lifespan.
+    ingest: IngestWriter
+    # How the conclusion passes have been doing (/readyz).
+    pipeline: PipelineHealth
     # Rollup answers until the ledger or the watermark changes (TA_ROLLUP_READ_CACHE_MB).
     read_cache: ReadCache
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -87,11 +92,15 @@ def build_context(
         stamp=stamp,
         keyring=KeyRing(settings.api_key_map()),
         migrations=discover(),
-        writer=IngestWriter(
+        ingest=IngestWriter(
             clickhouse.role(INGEST),
             stamp,
-            max_concurrent=settings.ingest_max_concurrent_writes,
-            retry_after=settings.ingest_retry_after_seconds,
+            metrics,
+            linger_seconds=settings.ingest_linger_ms / 1000,
+            max_queue_rows=settings.ingest_max_queue_rows,
+            max_group_rows=settings.ingest_max_group_rows,
+            min_retry_after=settings.ingest_retry_after_seconds,
         ),
+        pipeline=PipelineHealth.start(clock),
         read_cache=ReadCache(settings.rollup_read_cache_mb * 1024 * 1024),
     )

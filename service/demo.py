@@ -14,8 +14,8 @@ from service.clickhouse import ClickHouse
 from service.clock import VersionStamp
 from service.durations.catalog import get_definition, save_definition
 from service.durations.definitions import DurationDefinitionIn, parse_definition
-from service.ingest.models import parse_batch
-from service.ingest.writer import assign_projects, write_batch
+from service.ingest.decode import parse_batch
+from service.ingest.writer import write_rows
 from service.times import format_time
 
 MODELS = (
@@ -158,11 +158,10 @@ def write_demo(
     """
     written = 0
     for body in synthetic_batches(traces=traces, batch_size=250, now=now, seed=seed):
-        batch = parse_batch(body)
-        projects = assign_projects(
-            batch, lambda record, field: ADMIN_PRINCIPAL.write_project(record, project, field)
+        rows = parse_batch(body).resolve(
+            lambda record, field: ADMIN_PRINCIPAL.write_project(record, project, field)
         )
-        result = write_batch(ch, batch, projects, stamp)
+        result = write_rows(ch, rows, stamp)
         written += result.observations
         if on_batch is not None:
             on_batch(result.traces)

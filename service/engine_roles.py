@@ -4,15 +4,15 @@ Every statement runs on the engine of one role. Embedded chDB runs one statement
 per connection, so each role owns its connections and a slow background statement never
 queues an API read:
 
-| role      | who                                   | connections (embedded) | server session |
-| --------- | ------------------------------------- | ---------------------- | -------------- |
-| `admin`   | migrations, start-up checks, the CLI  | 1 (the first opened)   | no             |
-| `api`     | API requests (reads, deletes, defs)   | `TA_API_CONNECTIONS`   | no             |
-| `ingest`  | `POST /v1/ingest`, `demo` (the writer)| 1                      | no             |
-| `detect`  | conclusion detection + durations      | 1                      | yes            |
-| `deliver` | webhook delivery bookkeeping          | 1                      | yes            |
-| `rollups` | rollup passes                         | 1                      | yes            |
-| `jobs`    | backfill jobs                         | 1                      | yes            |
+| role      | who                                     | connections (embedded) | server session |
+| --------- | --------------------------------------- | ---------------------- | -------------- |
+| `admin`   | migrations, start-up checks, the CLI    | 1 (the first opened)   | no             |
+| `api`     | API requests (reads, deletes, defs)     | `TA_API_CONNECTIONS`   | no             |
+| `ingest`  | ingest writer (/v1/ingest, OTLP), demo  | 1                      | no             |
+| `detect`  | conclusion detection + durations        | 1                      | yes            |
+| `deliver` | webhook delivery bookkeeping            | 1                      | yes            |
+| `rollups` | rollup passes                           | 1                      | yes            |
+| `jobs`    | backfill jobs                           | 1                      | yes            |
 
 The API's connections are checked out per statement, not per request: a request holds none
 while it parses, validates or serializes between statements, so a pool of 4 serves many

@@ -22,6 +22,7 @@ ServiceError
       ├── PayloadTooLarge            413 payload_too_large
       ├── UnsupportedMediaType       415 unsupported_media_type
       └── Overloaded                 503 overloaded, with `retry_after` seconds
+           └── WriteFailed           503 write_failed: the engine refused a write; retry
 
 `service.api.app` maps every `ClientError` to `{"error": {"code", "message"}}` with its
 status in one exception handler, so code anywhere below the API just raises. The message of
@@ -185,6 +186,15 @@ class Overloaded(ClientError):
     def retry_after_header(self) -> str:
         """`Retry-After` in whole seconds (at least 1), as HTTP wants it."""
         return str(max(1, math.ceil(self.retry_after)))
+
+
+class WriteFailed(Overloaded):
+    """The engine failed a write; nothing of the request is acknowledged and a retry is exact.
+
+    A 503 with Retry-After rather than a 500, so SDKs and OTLP exporters retry it.
+    """
+
+    code = "write_failed"
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -46,8 +46,41 @@ class Metrics:
         )
         self.ingest_rejected = Counter(
             "ta_ingest_rejected_batches_total",
-            "Ingest batches rejected before writing, by error code.",
+            "Ingest batches rejected before writing, by error code (overloaded: queue full).",
             ["code"],
+            registry=r,
+        )
+        self.ingest_queue_rows = Gauge(
+            "ta_ingest_queue_rows",
+            "Rows accepted by ingest endpoints and waiting for the group insert.",
+            registry=r,
+        )
+        self.ingest_queue_requests = Gauge(
+            "ta_ingest_queue_requests",
+            "Ingest requests waiting for the group insert.",
+            registry=r,
+        )
+        self.ingest_group_requests = Histogram(
+            "ta_ingest_group_requests",
+            "Requests written together by one group insert.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.ingest_group_rows = Histogram(
+            "ta_ingest_group_rows",
+            "Rows (traces and observations) written by one group insert.",
+            buckets=(10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000),
+            registry=r,
+        )
+        self.ingest_flush_duration = Histogram(
+            "ta_ingest_flush_duration_seconds",
+            "Time to write one ingest group (both table inserts).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingest_flush_failures = Counter(
+            "ta_ingest_flush_failures_total",
+            "Ingest group inserts that failed (each request of the group got a 503).",
             registry=r,
         )
         self.otlp_rejected_spans = Counter(
@@ -70,7 +103,7 @@ class Metrics:
         # Conclusions (detection and delivery).
         self.conclusion_passes = Counter(
             "ta_conclusion_passes_total",
-            "Conclusion passes run, by pass (detect, deliver).",
+            "Conclusion passes completed without an error, by pass (detect, deliver).",
             # Not `job`: Prometheus reserves that label for the scrape target.
             ["pass"],
             registry=r,
@@ -82,6 +115,28 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.conclusion_pass_failures = Counter(
+            "ta_conclusion_pass_failures_total",
+            "Conclusion passes that raised (nothing they had not written is lost), by pass.",
+            ["pass"],
+            registry=r,
+        )
+        self.conclusion_consecutive_failures = Gauge(
+            "ta_conclusion_consecutive_pass_failures",
+            "Conclusion passes that failed in a row, by pass (0 after a successful one).",
+            ["pass"],
+            registry=r,
+        )
+        self.conclusion_last_success = Gauge(
+            "ta_conclusion_last_success_timestamp_seconds",
+            "Unix time of the last successful conclusion pass, by pass (0: none yet).",
+            ["pass"],
+            registry=r,
+        )
+        for name in ("detect", "deliver"):  # export every series from the start
+            self.conclusion_pass_failures.labels(name)
+            self.conclusion_consecutive_failures.labels(name)
+            self.conclusion_last_success.labels(name)
         self.traces_concluded = Counter(
             "ta_traces_concluded_total",
             "Conclusions recorded (each revision counts once).",
@@ -107,12 +162,22 @@ class Metrics:
         )
         self.deliveries_pending = Gauge(
             "ta_deliveries_pending",
-            "Deliveries waiting for a first or next attempt (refreshed each delivery pass).",
+            "Deliveries waiting for a first or next attempt, retries included (refreshed each "
+            "delivery pass).",
             registry=r,
         )
         self.deliveries_dead = Gauge(
             "ta_deliveries_dead",
             "Dead deliveries awaiting a redrive (refreshed each delivery pass).",
+            registry=r,
+        )
+        # Scheduler.
+        self.scheduler_skipped_runs = Counter(
+            "ta_scheduler_skipped_runs_total",
+            "Scheduled runs skipped because the same pass was still running (the job's previous "
+            "run, or the pass asked for over the admin API), by job id.",
+            # Not `job`: Prometheus reserves that label for the scrape target.
+            ["job_id"],
             registry=r,
         )
         self.jobs = Gauge(

@@ -15,6 +15,7 @@ from typing import Any
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp
 from service.conclusions.delivery import Sender
+from service.conclusions.health import PipelineHealth
 from service.engine_roles import DELIVER, DETECT, ROLLUPS
 from service.metrics import Metrics
 from service.migrations import SchemaStatus
@@ -31,6 +32,8 @@ class DeliveryCounts:
     dead: int
     pending: int
     dead_total: int
+    # The first few distinct reasons deliveries failed in this pass (none when all went).
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class CheckReport:
             f"delivered {d.delivered}, retrying {d.retrying}, dead {d.dead}; "
             f"open now: {d.pending} pending, {d.dead_total} dead"
         )
+        out += [f"  failed: {error}" for error in d.errors]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -63,7 +67,9 @@ class CheckReport:
         delivery = raw.get("delivery")
         return cls(
             concluded=int(raw["concluded"]),
-            delivery=None if delivery is None else DeliveryCounts(**delivery),
+            delivery=None
+            if delivery is None
+            else DeliveryCounts(**{**delivery, "errors": tuple(delivery.get("errors", ()))}),
         )
 
 
@@ -76,15 +82,22 @@ def run_check(
     stamp: VersionStamp,
     stopping: threading.Event,
     metrics: Metrics | None = None,
+    health: PipelineHealth | None = None,
 ) -> CheckReport:
     """Conclude this shard's quiet traces, then attempt their due deliveries once.
 
-    Each pass runs on its role's engine (`service.engine_roles`), as under `serve`.
+    Each pass runs on its role's engine (`service.engine_roles`), as under `serve`, and
+    counts in `health` (a serve's /readyz) like a scheduled pass.
     """
     from service.conclusions import run_delivery_pass, run_detection_pass
 
     concluded = run_detection_pass(
-        ch.role(DETECT), settings, clock=clock, stamp=stamp, metrics=metrics
+        ch.role(DETECT),
+        settings,
+        clock=clock,
+        stamp=stamp,
+        metrics=metrics,
+        health=None if health is None else health.detect,
     )
     if settings.analyze_url is None or sender is None:
         return CheckReport(len(concluded), None)
@@ -96,6 +109,7 @@ def run_check(
         stamp=stamp,
         stopping=stopping,
         metrics=metrics,
+        health=None if health is None else health.deliver,
     )
     counts = DeliveryCounts(
         delivered=report.delivered,
@@ -103,6 +117,7 @@ def run_check(
         dead=report.dead,
         pending=report.pending,
         dead_total=report.dead_total,
+        errors=tuple(report.errors),
     )
     return CheckReport(len(concluded), counts)
 

@@ -4,16 +4,26 @@ Jobs are plain synchronous functions run in worker threads (clickhouse-connect b
 an explicit id, `max_instances=1` (a slow pass never overlaps itself) and `coalesce=True`
 (missed runs collapse into one). APScheduler's job stores can't be shared between
 processes, so `serve` runs one uvicorn worker; replicas split work by shard instead.
+
+A run that comes due while the job's previous run is still going is skipped, and so is one
+whose pass is running on request (`POST /v1/admin/check`, `/v1/admin/rollup`; `PassLocks`).
+APScheduler logs a WARNING for every skip of the first kind (one a second for a slow
+delivery job); here both kinds are counted in `ta_scheduler_skipped_runs_total{job_id}` and
+logged by `SkipLog`: the first skip, then at most one line a minute per job with the number
+skipped since.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,9 +33,70 @@ from service.context import AppContext, PassLocks
 from service.engine_roles import DELIVER, DETECT, JOBS, ROLLUPS
 from service.jobs.kinds import default_kinds
 from service.jobs.scheduled import run_pending_jobs
+from service.metrics import Metrics
 from service.rollups.job import run_scheduled_pass
 
 log = logging.getLogger(__name__)
+
+SKIP_LOG_INTERVAL_SECONDS = 60.0
+# Why a scheduled run was skipped (both mean the same pass was already running).
+STILL_RUNNING = "its previous run is still going"
+ON_REQUEST = "the same pass is running on request (admin API)"
+
+
+class _DropSkipWarnings(logging.Filter):
+    """Drops APScheduler's own line per skipped run (`SkipLog` reports skips instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+# The logger our schedulers hand to APScheduler (its `logger` option), a child of its own
+# so `configure_logging`'s level for "apscheduler" still applies: every record but the
+# skip lines reaches the usual handlers unchanged.
+_engine_log = logging.getLogger("apscheduler.scheduler.trace_analytics")
+_engine_log.addFilter(_DropSkipWarnings())
+
+
+class SkipLog:
+    """Counts skipped runs per job and logs them rarely: the first, then once a minute."""
+
+    def __init__(
+        self,
+        metrics: Metrics | None,
+        *,
+        interval: float = SKIP_LOG_INTERVAL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metrics = metrics
+        self.interval = interval
+        self.monotonic = monotonic
+        self._last_logged: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def skipped(self, job_id: str, reason: str = STILL_RUNNING) -> None:
+        """Count one skipped run of `job_id`; log it if this job's last line is old enough."""
+        if self.metrics is not None:
+            self.metrics.scheduler_skipped_runs.labels(job_id).inc()
+        now = self.monotonic()
+        with self._lock:
+            count = self._unlogged.get(job_id, 0) + 1
+            last = self._last_logged.get(job_id)
+            if last is not None and now - last < self.interval:
+                self._unlogged[job_id] = count
+                return
+            self._last_logged[job_id] = now
+            self._unlogged[job_id] = 0
+        log.warning(
+            "scheduled run skipped: %s",
+            reason,
+            extra={"job": job_id, "skipped": count, "log_interval_seconds": self.interval},
+        )
+
+    def on_event(self, event: Any) -> None:
+        """APScheduler listener for EVENT_JOB_MAX_INSTANCES."""
+        self.skipped(str(event.job_id))
 
 
 @dataclass(frozen=True)
@@ -38,20 +109,30 @@ class ScheduledJob:
 
 
 def build_scheduler(
-    jobs: list[ScheduledJob], *, threads: int = 4, locks: PassLocks | None = None
+    jobs: list[ScheduledJob],
+    *,
+    threads: int = 4,
+    locks: PassLocks | None = None,
+    metrics: Metrics | None = None,
+    skip_log: SkipLog | None = None,
 ) -> AsyncIOScheduler:
     """A scheduler with the given jobs; `start()` it inside the running event loop.
 
     With `locks`, a run whose pass is already running on request (admin API) is skipped.
+    Every skip, for either reason, goes to `skip_log` (by default one counting into
+    `metrics`).
     """
+    skips = skip_log or SkipLog(metrics)
     scheduler = AsyncIOScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=threads)},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
         timezone="UTC",
+        logger=_engine_log,
     )
+    scheduler.add_listener(skips.on_event, EVENT_JOB_MAX_INSTANCES)
     for job in jobs:
         scheduler.add_job(
-            _logged(job, None if locks is None else locks[job.id]),
+            _logged(job, skips, None if locks is None else locks[job.id]),
             "interval",
             seconds=job.every_seconds,
             id=job.id,
@@ -61,10 +142,12 @@ def build_scheduler(
     return scheduler
 
 
-def _logged(job: ScheduledJob, lock: threading.Lock | None = None) -> Callable[[], None]:
+def _logged(
+    job: ScheduledJob, skips: SkipLog, lock: threading.Lock | None = None
+) -> Callable[[], None]:
     def run() -> None:
         if lock is not None and not lock.acquire(blocking=False):
-            log.debug("scheduled job skipped: running on request", extra={"job": job.id})
+            skips.skipped(job.id, ON_REQUEST)
             return
         try:
             job.run()
@@ -94,6 +177,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
                 clock=ctx.clock,
                 stamp=ctx.stamp,
                 metrics=ctx.metrics,
+                health=ctx.pipeline.detect,
             ),
             settings.check_interval_seconds,
         ),
@@ -108,6 +192,7 @@ def default_jobs(ctx: AppContext) -> list[ScheduledJob]:
                 stamp=ctx.stamp,
                 stopping=ctx.stopping,
                 metrics=ctx.metrics,
+                health=ctx.pipeline.deliver,
             ),
             delivery_interval(settings),
         ),

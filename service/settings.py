@@ -60,9 +60,17 @@ class Settings(BaseSettings):
         None, description="Where conclusions are POSTed; unset records without delivering."
     )
     analyze_concurrency: int = Field(16, ge=1, description="Deliveries in flight at once.")
-    analyze_timeout_seconds: float = Field(10.0, gt=0, description="Per-delivery HTTP timeout.")
-    analyze_max_attempts: int = Field(
-        8, ge=1, description="Attempts before a delivery is dead (redrivable)."
+    analyze_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Deadline for one delivery attempt, start to end."
+    )
+    analyze_retry_window_seconds: float = Field(
+        86_400.0,
+        ge=1,
+        le=30 * 86_400,
+        description="How long a failing delivery is retried, from its first attempt.",
+    )
+    analyze_max_attempts: int | None = Field(
+        None, ge=1, description="Optional cap on attempts (unset: the retry window decides)."
     )
     analyze_batch_size: int = Field(
         1, ge=1, description="Conclusions per POST; above 1 the body is a JSON array."
@@ -127,11 +135,28 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest ingest body (/v1/ingest, OTLP), also once decompressed (413 above).",
     )
-    ingest_max_concurrent_writes: int = Field(
-        8, ge=1, description="Ingest writes in flight at once; above it a request is a 503."
-    )
     ingest_retry_after_seconds: float = Field(
-        1.0, gt=0, description="Retry-After sent with an overloaded (503) ingest answer."
+        1.0,
+        gt=0,
+        le=30,
+        description=(
+            "Least Retry-After of an overloaded (503) ingest answer; longer when the queue "
+            "needs longer to drain (at most 30 s)."
+        ),
+    )
+    ingest_linger_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description="How long the ingest writer waits for more requests to join a group insert.",
+    )
+    ingest_max_queue_rows: int = Field(
+        200_000,
+        ge=1,
+        description="Rows waiting for the group insert before ingest answers 503 + Retry-After.",
+    )
+    ingest_max_group_rows: int = Field(
+        50_000, ge=1, description="Most rows one group insert writes (whole requests)."
     )
 
     # Backfill jobs
@@ -172,6 +197,19 @@ class Settings(BaseSettings):
         assert value is not None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("analyze_max_attempts", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        check_webhook_secret(value.get_secret_value())
         return value
 
     @field_validator("api_keys")
@@ -245,6 +283,29 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     if not keys:
         raise ValueError("no key=project pairs found")
     return keys
+
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def check_webhook_secret(raw: str) -> None:
+    """Raise ValueError unless `raw` is a Standard Webhooks secret: `whsec_` + base64 key.
+
+    Stricter than the `standardwebhooks` package, which skips characters that are not
+    base64 and so would sign with a different key than the receiver holds. The message
+    never repeats the secret.
+    """
+    from standardwebhooks import Webhook
+
+    key = raw.strip().removeprefix("whsec_")
+    if not _BASE64.match(key):
+        raise ValueError("must be whsec_ followed by a base64 key (Standard Webhooks)")
+    try:
+        Webhook(raw.strip())
+    except Exception:
+        raise ValueError(
+            "must be whsec_ followed by a base64 key (Standard Webhooks); this one does not decode"
+        ) from None
 
 
 def _is_loopback(host: str) -> bool:

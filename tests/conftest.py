@@ -197,7 +197,12 @@ def detect(app: Starlette) -> list[Conclusion]:
     """One detection pass with the app's settings, clock and metrics, on the scheduler's role."""
     ctx = app_context(app)
     return run_detection_pass(
-        ctx.engine(DETECT), ctx.settings, clock=ctx.clock, stamp=ctx.stamp, metrics=ctx.metrics
+        ctx.engine(DETECT),
+        ctx.settings,
+        clock=ctx.clock,
+        stamp=ctx.stamp,
+        metrics=ctx.metrics,
+        health=ctx.pipeline.detect,
     )
 
 
@@ -220,4 +225,5 @@ def deliver(app: Starlette) -> DeliveryReport:
             stamp=ctx.stamp,
             stopping=ctx.stopping,
             metrics=ctx.metrics,
+            health=ctx.pipeline.deliver,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -13,8 +14,8 @@ from service.clock import ManualClock, VersionStamp
 from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
 from service.durations.materialize import materialize_traces
-from service.ingest.models import IngestBatch
-from service.ingest.writer import assign_projects, write_batch
+from service.ingest.decode import parse_batch
+from service.ingest.writer import write_rows
 from service.jobs.kinds import default_kinds
 from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import RollupsBackfill, rollup_backfill_params
@@ -112,12 +113,9 @@ def seed_concluded(settings: Settings) -> str:
     ch = connect(settings)
     try:
         apply(ch)
-        batch = IngestBatch.model_validate(
-            {"observations": [observation(f"o{i}", f"t{i}") for i in range(3)]}
-        )
-        write_batch(
-            ch, batch, assign_projects(batch, lambda _p, _f: "default"), VersionStamp(clock)
-        )
+        body = {"observations": [observation(f"o{i}", f"t{i}") for i in range(3)]}
+        rows = parse_batch(orjson.dumps(body)).resolve(lambda _p, _f: "default")
+        write_rows(ch, rows, VersionStamp(clock))
         materialize_traces(ch, [("default", f"t{i}", 1) for i in range(3)], clock)
         spec = parse_definition(
             DurationSpec, {"start": {"anchor": "trace_start"}, "end": {"anchor": "trace_end"}}

@@ -80,6 +80,11 @@ def test_ddl_gets_on_cluster_right_after_the_object_name(label: str, statement: 
         assert re.match(r"^\s*INSERT\s+INTO\b", statement, re.I), statement[:80]
         assert rendered == statement
         return
+    if re.match(r"^\s*(RENAME|EXCHANGE)\b", statement, re.I):
+        # RENAME a TO b takes ON CLUSTER after all its names.
+        assert rendered.endswith(f" ON CLUSTER {CLUSTER}")
+        assert rendered.count("ON CLUSTER") == 1
+        return
     match = OBJECT_NAME.match(rendered)
     assert match is not None, rendered
     assert match.group("after").split()[:3] == ["ON", "CLUSTER", CLUSTER]

@@ -12,8 +12,8 @@ from service.auth import ADMIN_PRINCIPAL
 from service.cli import main
 from service.clickhouse import connect
 from service.clock import ManualClock, VersionStamp
-from service.ingest.models import parse_batch
-from service.ingest.writer import assign_projects, write_batch
+from service.ingest.decode import parse_batch
+from service.ingest.writer import write_rows
 from service.migrations import apply
 from service.settings import Settings
 from tests.conftest import observation
@@ -28,9 +28,10 @@ def write_old_traces(url: str, *trace_ids: str) -> None:
         apply(ch)
         body = {"observations": [observation(f"{t}-o", t) for t in trace_ids]}
         stamp = VersionStamp(ManualClock(datetime.now(UTC) - timedelta(hours=1)))
-        batch = parse_batch(orjson.dumps(body))
-        projects = assign_projects(batch, lambda p, f: ADMIN_PRINCIPAL.write_project(p, None, f))
-        write_batch(ch, batch, projects, stamp)
+        rows = parse_batch(orjson.dumps(body)).resolve(
+            lambda p, f: ADMIN_PRINCIPAL.write_project(p, None, f)
+        )
+        write_rows(ch, rows, stamp)
     finally:
         ch.close()
 

@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,17 +17,19 @@ from standardwebhooks import Webhook
 from service.conclusions import webhook
 from service.conclusions.detector import next_cursor, plan_conclusions, window_start
 from service.conclusions.feed import decode_cursor, encode_cursor
-from service.conclusions.models import Candidate, Conclusion, Status
+from service.conclusions.models import Candidate, Conclusion, Status, key_part
 from service.conclusions.retry import (
     MAX_DELAY_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
     Outcome,
+    RetryPolicy,
     after_attempt,
     backoff_seconds,
     classify_status,
     next_attempt_at,
     parse_retry_after,
     redriven,
+    schedule_table,
 )
 from service.errors import InvalidParameter
 from service.traces.rows import TraceRow, TraceRows
@@ -34,6 +37,7 @@ from service.traces.summary import summarize
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+THREE = RetryPolicy(window_seconds=86_400, max_attempts=3)
 
 
 def always(value: float) -> Callable[[], float]:
@@ -89,6 +93,7 @@ def test_answers_are_classified(status_code: int, outcome: Outcome) -> None:
         ("-3", None),
         ("", None),
         (None, None),
+        ("Sun, 22 Nov 99999 10:02:00 GMT", None),  # out of range: unreadable, not an error
     ],
 )
 def test_retry_after_takes_seconds_or_an_http_date(
@@ -97,11 +102,12 @@ def test_retry_after_takes_seconds_or_an_http_date(
     assert parse_retry_after(header, NOW) == seconds
 
 
-def test_backoff_doubles_up_to_the_cap_with_full_jitter() -> None:
+def test_backoff_doubles_from_one_second_up_to_the_cap_with_full_jitter() -> None:
     ceilings = [backoff_seconds(n, always(1.0)) for n in range(1, 14)]
-    assert ceilings[:4] == [2.0, 4.0, 8.0, 16.0]
+    assert ceilings[:4] == [1.0, 2.0, 4.0, 8.0]
     assert ceilings[-1] == MAX_DELAY_SECONDS
     assert backoff_seconds(5, always(0.0)) == 0.0
+    assert backoff_seconds(10_000, always(1.0)) == MAX_DELAY_SECONDS
 
 
 @given(attempts=st.integers(min_value=1, max_value=60), draw=st.floats(min_value=0, max_value=1))
@@ -111,7 +117,7 @@ def test_backoff_stays_within_zero_and_the_cap(attempts: int, draw: float) -> No
 
 def test_next_attempt_never_comes_sooner_than_retry_after_asks() -> None:
     rng = always(0.5)
-    assert next_attempt_at(NOW, 1, None, rng) == NOW + timedelta(seconds=1)
+    assert next_attempt_at(NOW, 1, None, rng) == NOW + timedelta(seconds=0.5)
     assert next_attempt_at(NOW, 1, 90, rng) == NOW + timedelta(seconds=90)
     late = next_attempt_at(NOW, 12, 1, rng)
     assert late == NOW + timedelta(seconds=MAX_DELAY_SECONDS / 2), "backoff wins when longer"
@@ -120,29 +126,112 @@ def test_next_attempt_never_comes_sooner_than_retry_after_asks() -> None:
 
 
 def test_attempt_outcomes_move_the_state() -> None:
-    done = after_attempt(pending(), Outcome.DELIVERED, now=NOW, max_attempts=3)
+    done = after_attempt(pending(), Outcome.DELIVERED, now=NOW, policy=THREE)
     assert (done.status, done.attempts, done.delivered_at) == (Status.DELIVERED, 1, NOW)
 
     retry = after_attempt(
-        pending(),
-        Outcome.RETRY,
-        now=NOW,
-        max_attempts=3,
-        error="HTTP 503",
-        rng=always(1.0),
+        pending(), Outcome.RETRY, now=NOW, policy=THREE, error="HTTP 503", rng=always(1.0)
     )
     assert (retry.status, retry.attempts, retry.last_error) == (Status.PENDING, 1, "HTTP 503")
-    assert retry.next_attempt_at == NOW + timedelta(seconds=2)
+    assert retry.next_attempt_at == NOW + timedelta(seconds=1)
+    assert retry.first_attempt_at == NOW
 
-    exhausted = after_attempt(pending(2), Outcome.RETRY, now=NOW, max_attempts=3, error="HTTP 503")
+    exhausted = after_attempt(pending(2), Outcome.RETRY, now=NOW, policy=THREE, error="HTTP 503")
     assert (exhausted.status, exhausted.attempts) == (Status.DEAD, 3)
     assert exhausted.last_error == "HTTP 503 (gave up after 3 attempts)"
 
-    rejected = after_attempt(pending(), Outcome.DEAD, now=NOW, max_attempts=3, error="HTTP 400")
+    rejected = after_attempt(pending(), Outcome.DEAD, now=NOW, policy=THREE, error="HTTP 400")
     assert (rejected.status, rejected.last_error) == (Status.DEAD, "HTTP 400")
 
     back = redriven(rejected, NOW)
     assert (back.status, back.attempts, back.next_attempt_at) == (Status.PENDING, 0, NOW)
+    assert back.first_attempt_at is None, "a redrive starts a fresh retry window"
+
+
+def test_retries_go_on_until_the_window_has_passed_since_the_first_attempt() -> None:
+    policy = RetryPolicy(window_seconds=3600)
+    state, now = pending(), NOW
+    while True:
+        state = after_attempt(state, Outcome.RETRY, now=now, policy=policy, error="HTTP 503")
+        if state.status is Status.DEAD:
+            break
+        assert state.first_attempt_at == NOW
+        assert state.next_attempt_at is not None
+        assert state.next_attempt_at <= NOW + timedelta(seconds=3600), "never past the window"
+        now = state.next_attempt_at
+    assert now == NOW + timedelta(seconds=3600), "the last attempt comes at the window's end"
+    assert state.attempts > 8, "an hour of outage is retried well past the old eight attempts"
+    assert state.last_error == f"HTTP 503 (gave up after {state.attempts} attempts over 1h)"
+
+
+def test_max_attempts_still_bounds_a_window() -> None:
+    policy = RetryPolicy(window_seconds=86_400, max_attempts=2)
+    first = after_attempt(pending(), Outcome.RETRY, now=NOW, policy=policy)
+    assert first.status is Status.PENDING
+    later = NOW + timedelta(seconds=5)
+    second = after_attempt(first, Outcome.RETRY, now=later, policy=policy, error="x")
+    assert (second.status, second.last_error) == (Status.DEAD, "x (gave up after 2 attempts)")
+
+
+def test_retry_after_never_reaches_past_the_window() -> None:
+    policy = RetryPolicy(window_seconds=600)
+    state = after_attempt(
+        pending(), Outcome.RETRY, now=NOW, policy=policy, retry_after_seconds=3000
+    )
+    assert state.next_attempt_at == NOW + timedelta(seconds=600)
+
+
+@given(
+    draws=st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=400),
+    window=st.integers(min_value=1, max_value=7 * 86_400),
+)
+def test_every_retry_lies_inside_the_window(draws: list[float], window: int) -> None:
+    policy = RetryPolicy(window_seconds=window)
+    state, now = pending(), NOW
+    for draw in draws:
+        state = after_attempt(state, Outcome.RETRY, now=now, policy=policy, rng=lambda d=draw: d)
+        if state.status is Status.DEAD:
+            assert now >= NOW + timedelta(seconds=window)
+            return
+        assert state.next_attempt_at is not None
+        assert now <= state.next_attempt_at <= NOW + timedelta(seconds=window)
+        now = state.next_attempt_at
+
+
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("t1", "t1"),
+        ("trace-0f3a_B.~!@#/", "trace-0f3a_B.~!@#/"),
+        ("café", "caf%C3%A9"),
+        ("a:b", "a%3Ab"),
+        ("50%", "50%25"),
+        ("two words", "two%20words"),
+        ("line\nbreak\x00", "line%0Abreak%00"),
+        ("日本", "%E6%97%A5%E6%9C%AC"),
+        ("\ud800", "%ED%A0%80"),  # a lone surrogate still gets a key
+    ],
+)
+def test_key_parts_are_percent_encoded_outside_visible_ascii(text: str, encoded: str) -> None:
+    assert key_part(text) == encoded
+
+
+@given(a=st.text(), b=st.text())
+def test_key_parts_are_header_safe_and_distinct(a: str, b: str) -> None:
+    for part in (key_part(a), key_part(b)):
+        assert all(0x21 <= ord(ch) < 0x7F for ch in part)
+        assert ":" not in part
+    assert (key_part(a) == key_part(b)) == (a == b)
+
+
+def test_the_idempotency_key_encodes_each_part_and_the_body_keeps_the_real_ids() -> None:
+    item = replace(pending(), project_id="p:1", trace_id="café")
+    assert item.idempotency_key == "p%3A1:caf%C3%A9:1"
+    content = webhook.body([webhook.item_json(item, batch_mode=False)], batch_mode=False)
+    headers = webhook.headers([item], content, signer=Webhook(SECRET), signed_at=NOW)
+    assert headers["idempotency-key"] == headers["webhook-id"] == "p%3A1:caf%C3%A9:1"
+    assert all(value.isascii() for value in headers.values())
+    assert orjson.loads(content)["trace_id"] == "café"
 
 
 def candidate(trace_id: str, seconds: float, revision: int = 0) -> Candidate:
@@ -184,7 +273,7 @@ def test_feed_cursor_round_trips_and_rejects_forgeries() -> None:
 
 def test_webhook_body_and_signature() -> None:
     item = pending()
-    content = webhook.body([item], batch_mode=False)
+    content = webhook.body([webhook.item_json(item, batch_mode=False)], batch_mode=False)
     headers = webhook.headers([item], content, signer=Webhook(SECRET), signed_at=datetime.now(UTC))
     assert headers["idempotency-key"] == "p1:t1:1"
     assert headers["webhook-id"] == "p1:t1:1"
@@ -201,5 +290,20 @@ def test_batch_key_does_not_depend_on_order() -> None:
     b = replace(a, trace_id="t2")
     assert webhook.batch_idempotency_key([a, b]) == webhook.batch_idempotency_key([b, a])
     assert webhook.batch_idempotency_key([a, b]).startswith("batch:")
-    array = orjson.loads(webhook.body([a, b], batch_mode=True))
+    parts = [webhook.item_json(i, batch_mode=True) for i in (a, b)]
+    array = orjson.loads(webhook.body(parts, batch_mode=True))
     assert [i["idempotency_key"] for i in array] == ["p1:t1:1", "p1:t2:1"]
+
+
+DASH = "\u2013"  # the README's ranges use an en dash
+
+
+def test_the_readme_schedule_table_is_the_codes() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for row in schedule_table(RetryPolicy(), rows=10):
+        line = (
+            f"| {row.attempt} | 0{DASH}{row.max_delay:g} s | {row.cumulative_expected:g} s "
+            f"| {row.cumulative_max:g} s |"
+        )
+        assert line in readme
+    assert f"| 11, 12, \u2026 | 0{DASH}{MAX_DELAY_SECONDS:g} s |" in readme

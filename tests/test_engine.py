@@ -231,4 +231,5 @@ def test_ingest_writes_on_the_ingest_role(client: TestClient, app: Starlette) ->
     ctx = app_context(app)
     response = client.post("/v1/ingest", json={"traces": [trace("t1")]})
     assert response.status_code == 202
+    assert ctx.ingest.ch is ctx.engine(INGEST)  # the one writer, OTLP's too
     assert ctx.engine(INGEST).connections_opened == 1

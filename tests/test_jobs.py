@@ -20,8 +20,8 @@ from service.durations.backfill import KIND, DurationsBackfill, backfill_params
 from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
 from service.durations.materialize import materialize_traces
-from service.ingest.models import parse_batch
-from service.ingest.writer import assign_projects, write_batch
+from service.ingest.decode import parse_batch
+from service.ingest.writer import write_rows
 from service.jobs.kinds import default_kinds
 from service.jobs.model import Job, progress
 from service.jobs.runner import Chunk, JobKind, RunOptions, run_job
@@ -80,8 +80,10 @@ def seed_traces(ch: ClickHouse, clock: ManualClock, count: int, *, first: int = 
                 end_time=end.isoformat(),
             )
         )
-    batch = parse_batch(orjson.dumps({"observations": observations}))
-    write_batch(ch, batch, assign_projects(batch, lambda _p, _f: "default"), VersionStamp(clock))
+    rows = parse_batch(orjson.dumps({"observations": observations})).resolve(
+        lambda _p, _f: "default"
+    )
+    write_rows(ch, rows, VersionStamp(clock))
     keys = [("default", f"t{i:03d}", 1) for i in range(first, first + count)]
     materialize_traces(ch, keys, clock)
 

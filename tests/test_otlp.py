@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from service.api import app_context
 from service.clickhouse import ClickHouse
+from service.ingest.decode import parse_batch
 from tests.conftest import detect, observation, trace
 from tests.otlp_builders import JSON, PROTOBUF, ROOT, TRACE, json_request, protobuf_body, span
 
@@ -549,14 +550,20 @@ def test_an_admin_key_writes_the_project_it_names(
 def test_an_overloaded_write_path_is_503_with_retry_after_on_both_endpoints(
     make_app: Callable[..., Starlette], clickhouse: ClickHouse
 ) -> None:
-    app = make_app(ingest_max_concurrent_writes=1, ingest_retry_after_seconds=2.5)
-    with TestClient(app) as client, app_context(app).writer.slot():
-        otlp = post_protobuf(client, protobuf_body(agent_spans()))
-        ingest = client.post("/v1/ingest", json={"observations": [observation()]})
+    """One writer behind both endpoints: a full queue refuses both, before reading a body."""
+    app = make_app(ingest_max_queue_rows=1, ingest_retry_after_seconds=2.5)
+    queued = parse_batch(orjson.dumps({"observations": [observation("queued")]}))
+    with TestClient(app) as client:
+        writer = app_context(app).ingest
+        with writer.held():
+            waiting = writer.submit(queued.resolve(lambda _p, _f: "default"))  # fills the queue
+            otlp = post_protobuf(client, protobuf_body(agent_spans()))
+            ingest = client.post("/v1/ingest", json={"observations": [observation()]})
+        assert waiting.result(timeout=60).observations == 1
     assert (otlp.status_code, otlp.headers["retry-after"]) == (503, "3")  # 2.5 s, rounded up
-    assert Status.FromString(otlp.content) == Status(
-        code=14, message="the write path is busy; retry later"
-    )
+    status = Status.FromString(otlp.content)
+    assert status.code == 14  # UNAVAILABLE
+    assert status.message.startswith("ingest queue is full")
     assert (ingest.status_code, ingest.headers["retry-after"]) == (503, "3")
     assert ingest.json()["error"]["code"] == "overloaded"
-    assert observations(clickhouse) == []
+    assert [row[2] for row in observations(clickhouse)] == ["queued"]

@@ -11,14 +11,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from service.clickhouse import ClickHouse, connect
 from service.clock import ManualClock, VersionStamp
 from service.conclusions.detector import run_detection_pass
 from service.durations.materialize import materialize_traces
-from service.ingest.models import IngestBatch
-from service.ingest.writer import assign_projects, write_batch
+from service.ingest.decode import parse_batch
+from service.ingest.writer import write_rows
 from service.migrations import apply
 from service.rollups import run_rollup_pass
 from service.settings import Settings
@@ -68,10 +69,8 @@ def conclude_idle_traces(ch: ClickHouse, settings: Settings, count: int) -> int:
     """Ingest `count` one-observation traces, let them go quiet, run one detection pass."""
     clock = ManualClock()
     stamp = VersionStamp(clock)
-    batch = IngestBatch.model_validate(
-        {"observations": [observation(f"o{i}", f"trace-{i:05d}") for i in range(count)]}
-    )
-    write_batch(ch, batch, assign_projects(batch, lambda _p, _f: "default"), stamp)
+    body = {"observations": [observation(f"o{i}", f"trace-{i:05d}") for i in range(count)]}
+    write_rows(ch, parse_batch(orjson.dumps(body)).resolve(lambda _p, _f: "default"), stamp)
     clock.advance(IDLE + 1)
     return len(run_detection_pass(ch, settings, clock=clock, stamp=stamp))
 
@@ -98,17 +97,13 @@ def test_a_rollup_pass_over_long_ids_stays_under_the_servers_limits(server: Clic
     """The ledger stages dirty traces in a table: no key list travels in a statement."""
     project = "p" * 512  # the longest project id ingest accepts
     clock = ManualClock()
-    batch = IngestBatch.model_validate(
-        {
-            "observations": [
-                observation(f"o{i}", f"{i:05d}-" + "x" * 400, project_id=project)
-                for i in range(2_500)
-            ]
-        }
-    )
-    write_batch(
-        server, batch, assign_projects(batch, lambda p, _f: p or "default"), VersionStamp(clock)
-    )
+    body = {
+        "observations": [
+            observation(f"o{i}", f"{i:05d}-" + "x" * 400, project_id=project) for i in range(2_500)
+        ]
+    }
+    rows = parse_batch(orjson.dumps(body)).resolve(lambda p, _f: p or "default")
+    write_rows(server, rows, VersionStamp(clock))
     clock.advance(60)
     result = run_rollup_pass(server, clock)
     assert result.dirty_traces == 2_500

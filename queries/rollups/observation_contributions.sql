@@ -8,8 +8,8 @@ FROM
            o.start_time AS start_time, o.end_time AS end_time,
            o.model AS model, o.provider AS provider, o.type AS type, o.name AS name,
            m.environment AS environment,
-           toInt64(o.input_tokens) AS input_tokens,
-           toInt64(o.output_tokens) AS output_tokens,
+           toInt128(o.input_tokens) AS input_tokens,
+           toInt128(o.output_tokens) AS output_tokens,
            toInt128(round(o.cost * 1000000000000)) AS cost_pico,
            toInt64(o.status = 'error') AS errors,
            {{rollups/measured}}

@@ -1,7 +1,7 @@
 -- Fragment (a query): what each trace with live observations contributes (kind 'trace'): one row keyed by the hour of its first start and its name, with its duration, last end - first start; reads the CTEs `live` and `meta` the including statement defines (every observation of the trace must be in `live`).
 SELECT project_id, trace_id, 'trace' AS kind, toStartOfHour(start_time) AS hour,
        '' AS model, '' AS provider, '' AS type, name, '' AS environment, toInt64(1) AS n,
-       toInt64(0) AS input_tokens, toInt64(0) AS output_tokens, toInt128(0) AS cost_pico,
+       toInt128(0) AS input_tokens, toInt128(0) AS output_tokens, toInt128(0) AS cost_pico,
        toInt64(0) AS errors, sum_ms, orphans, skewed, slots, counts
 FROM
 (

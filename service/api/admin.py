@@ -93,6 +93,7 @@ class DeliveryCountsOut(TypedDict):
     dead: int
     pending: int
     dead_total: int
+    errors: list[str]
 
 
 class CheckOut(TypedDict):
@@ -146,6 +147,7 @@ def post_check(request: Request, query: NoParams) -> Response:
             stamp=ctx.stamp,
             stopping=ctx.stopping,
             metrics=ctx.metrics,
+            health=ctx.pipeline,
         )
     return JSONResponse(report.to_json())
 

@@ -1,9 +1,10 @@
 """The app factory: `create_app(settings, clickhouse, clock=...)` builds everything explicitly.
 
-The lifespan starts the scheduler inside the running loop, yields the `AppContext` as typed
-state (routes read it with `service.api.state.context`) and stops the scheduler on
-shutdown. Nothing lives in module globals, so two apps can run side by side in one process
-(tests, and the two-shard check).
+The lifespan starts the ingest writer and the scheduler inside the running loop, yields the
+`AppContext` as typed state (routes read it with `service.api.state.context`), and on
+shutdown first writes what the ingest queue holds (waiting requests get their answer),
+then stops the scheduler. Nothing lives in module globals, so two apps can run side by side
+in one process (tests, and the two-shard check).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -70,16 +72,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        if settings.analyze_url is not None:
-            ctx.sender = Sender(settings, transport=delivery_transport)
-        if settings.scheduler_enabled:
-            jobs = (scheduled_jobs or default_jobs)(ctx)
-            ctx.scheduler = build_scheduler(jobs, locks=ctx.pass_locks)
-            ctx.scheduler.start()
-            log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
+        ctx.ingest.start()
         try:
+            if settings.analyze_url is not None:
+                ctx.sender = Sender(settings, transport=delivery_transport)
+            if settings.scheduler_enabled:
+                jobs = (scheduled_jobs or default_jobs)(ctx)
+                ctx.scheduler = build_scheduler(jobs, locks=ctx.pass_locks, metrics=ctx.metrics)
+                ctx.scheduler.start()
+                log.info("scheduler started", extra={"jobs": [j.id for j in jobs]})
             yield {"ctx": ctx}
         finally:
+            # Drain the ingest queue first: requests still waiting on it get their answer.
+            await anyio.to_thread.run_sync(ctx.ingest.close, 4 * settings.query_timeout_seconds)
             ctx.stopping.set()
             if ctx.scheduler is not None:
                 ctx.scheduler.shutdown(wait=True)

@@ -40,6 +40,15 @@ class FeedParams(ProjectParams):
     )
 
 
+class UnreadableSummaryOut(TypedDict):
+    """A stored summary that is not a JSON object, as text (its first 2000 characters).
+
+    Its delivery goes dead with the reason in `last_error` instead of being sent.
+    """
+
+    unreadable_summary: str
+
+
 class ConclusionOut(TypedDict):
     """One revision of a concluded trace: the webhook payload plus its delivery state."""
 
@@ -49,7 +58,7 @@ class ConclusionOut(TypedDict):
     revision: int
     concluded_at: Time
     last_activity_at: Time
-    summary: TraceSummaryOut
+    summary: TraceSummaryOut | UnreadableSummaryOut
     idempotency_key: str
     status: Status
     attempts: int

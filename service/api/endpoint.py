@@ -8,7 +8,10 @@ describe it. The same declaration drives
   (unknown or malformed parameters are a 400 naming the parameter; a project key naming
   another project in `?project_id=` is a 403), then call the handler with the typed result;
 * the router: `build_routes` makes one Starlette route per path, so a wrong method is a 405
-  whose `Allow` header lists every method the path has;
+  whose `Allow` header lists every method the path has. A path with parameters is matched
+  on the raw (undecoded) request path and each parameter is percent-decoded on its own, so
+  a parameter may hold any character, "/" included (`/v1/traces/a%2Fb` is the trace
+  "a/b"); literal segments of such a path must arrive unescaped;
 * the OpenAPI document (`service.api.openapi`): parameters, request body, success bodies
   with their real status codes, and the error statuses the operation can answer.
 
@@ -56,6 +59,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -223,12 +227,21 @@ class ApiRoute(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
             return Match.NONE, {}
-        found = self.path_regex.match(_route_path(scope))
+        # A path with parameters is matched on the undecoded path, each parameter decoded
+        # on its own: an id may hold "/" (sent as %2F), and `/v1/traces/x%2Fdurations` is
+        # the trace "x/durations", never the durations of trace "x".
+        raw = _raw_route_path(scope) if self.param_convertors else None
+        found = self.path_regex.match(raw or _route_path(scope))
         if not found:
             return Match.NONE, {}
         convertors: dict[str, Convertor[Any]] = self.param_convertors
         params = dict(scope.get("path_params", {}))
-        params.update({k: convertors[k].convert(v) for k, v in found.groupdict().items()})
+        params.update(
+            {
+                k: convertors[k].convert(unquote(v, errors="replace") if raw else v)
+                for k, v in found.groupdict().items()
+            }
+        )
         child: Scope = {"path_params": params}
         return (Match.FULL if scope["method"] in self._apps else Match.PARTIAL), child
 
@@ -245,6 +258,18 @@ class ApiRoute(BaseRoute):
 def _route_path(scope: Scope) -> str:
     """The path below the app's `root_path` (as Starlette's own routes match it)."""
     path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+def _raw_route_path(scope: Scope) -> str | None:
+    """The path below `root_path` as the client sent it (percent-escapes kept), if known."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        return None
+    path = raw.decode("latin-1")
     root: str = scope.get("root_path", "")
     if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
         return path[len(root) :]

@@ -1,4 +1,4 @@
-"""`POST /v1/ingest`: a size-capped batch, validated whole, then written."""
+"""`POST /v1/ingest`: a size-capped batch, validated on its own, then group-committed."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from service.api.endpoint import Body, Endpoint, endpoint
 from service.api.params import ProjectParams
 from service.api.state import context, principal
 from service.errors import ForbiddenProject, InvalidBatch, Overloaded
-from service.ingest.models import IngestBatch, parse_batch
-from service.ingest.writer import assign_projects
+from service.ingest.decode import parse_batch
+from service.ingest.models import IngestBatch
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,11 @@ class Accepted(TypedDict):
 
 
 async def ingest(request: Request, query: IngestParams) -> Response:
-    """Write traces and observations; a rejected batch writes nothing."""
+    """Write traces and observations: 202 only once written; a rejected batch writes nothing.
+
+    Requests arriving together are validated one by one and written together (group
+    commit, `service.ingest.writer`); a full write queue is a 503 with `Retry-After`.
+    """
     ctx = context(request)
     caller = principal(request)
     content_type = request.headers.get("content-type")
@@ -59,30 +63,23 @@ async def ingest(request: Request, query: IngestParams) -> Response:
         ctx.metrics.ingest_rejected.labels("unsupported_media_type").inc()
         raise unsupported_media_type(content_type, ("application/json",))
     default_project = query.project_id
-    body = await read_body(
-        request,
-        ctx.settings.ingest_max_bytes,
-        setting="TA_INGEST_MAX_BYTES",
-        empty=InvalidBatch("body", EMPTY_BATCH),
-    )
     try:
+        # A full queue answers 503 before any CPU goes into the body (inflating, parsing).
+        ctx.ingest.ensure_room()
+        body = await read_body(
+            request,
+            ctx.settings.ingest_max_bytes,
+            setting="TA_INGEST_MAX_BYTES",
+            empty=InvalidBatch("body", EMPTY_BATCH),
+        )
         batch = await anyio.to_thread.run_sync(parse_batch, body)
-    except InvalidBatch:
-        ctx.metrics.ingest_rejected.labels("invalid_batch").inc()
-        raise
 
-    def resolve(record_project: str | None, field: str) -> str:
-        return caller.write_project(record_project, default_project, field)
+        def resolve(record_project: str | None, field: str) -> str:
+            return caller.write_project(record_project, default_project, field)
 
-    try:
-        projects = assign_projects(batch, resolve)
-    except ForbiddenProject:
-        ctx.metrics.ingest_rejected.labels("forbidden_project").inc()
-        raise
-    try:
-        result = await anyio.to_thread.run_sync(ctx.writer.write, batch, projects)
-    except Overloaded:
-        ctx.metrics.ingest_rejected.labels("overloaded").inc()
+        result = await ctx.ingest.write(batch.resolve(resolve))
+    except (InvalidBatch, ForbiddenProject, Overloaded) as exc:
+        ctx.metrics.ingest_rejected.labels(exc.code).inc()
         raise
     ctx.metrics.ingested_rows.labels("traces").inc(result.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(result.observations)

@@ -9,7 +9,6 @@ failures are a `google.rpc.Status` in that content type, as the OTLP specificati
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -26,8 +25,7 @@ from service.api.endpoint import Body, Endpoint, Negotiated, endpoint
 from service.api.params import ProjectParams
 from service.api.state import context, principal
 from service.errors import ClientError, InvalidBody, Overloaded
-from service.ingest.admission import IngestWriter
-from service.ingest.writer import IngestResult, assign_projects
+from service.ingest.rows import IngestRows, batch_from_records
 from service.otlp.decode import UndecodableBody
 from service.otlp.export import Encoding, Prepared, decode, prepare
 
@@ -45,12 +43,6 @@ _RESPONSE_TYPES: dict[Encoding, str] = {
 }
 # google.rpc.Code for the HTTP statuses this endpoint answers with.
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    prepared: Prepared
-    written: IngestResult
 
 
 class ExportRequestJson(BaseModel):
@@ -97,10 +89,11 @@ async def export_traces(request: Request, query: OtlpParams) -> Response:
             unsupported_media_type(content_type, ("application/x-protobuf", "application/json")),
             "json",
         )
-    writer: IngestWriter = ctx.writer
     try:
         caller = principal(request)
         default_project = query.project_id
+        # A full queue answers 503 before any CPU goes into the body.
+        ctx.ingest.ensure_room()
         body = await read_body(
             request, ctx.settings.ingest_max_bytes, empty=None, setting="TA_INGEST_MAX_BYTES"
         )
@@ -108,14 +101,13 @@ async def export_traces(request: Request, query: OtlpParams) -> Response:
         def resolve(record_project: str | None, field: str) -> str:
             return caller.write_project(record_project, default_project, field)
 
-        def run() -> _Outcome:
+        def rows_of() -> tuple[Prepared, IngestRows]:
             prepared = prepare(decode(body, encoding))
             batch = prepared.batch
-            if not (batch.traces or batch.observations):
-                return _Outcome(prepared, IngestResult(traces=0, observations=0))
-            return _Outcome(prepared, writer.write(batch, assign_projects(batch, resolve)))
+            return prepared, batch_from_records(batch.traces, batch.observations).resolve(resolve)
 
-        outcome = await anyio.to_thread.run_sync(run)
+        prepared, rows = await anyio.to_thread.run_sync(rows_of)
+        written = await ctx.ingest.write(rows)
     except UndecodableBody as exc:
         ctx.metrics.ingest_rejected.labels("invalid_body").inc()
         return status_response(InvalidBody("", str(exc)), encoding)
@@ -126,7 +118,6 @@ async def export_traces(request: Request, query: OtlpParams) -> Response:
             ctx.metrics.ingest_rejected.labels(exc.code).inc()
         return status_response(exc, encoding)
 
-    prepared, written = outcome.prepared, outcome.written
     ctx.metrics.ingested_rows.labels("traces").inc(written.traces)
     ctx.metrics.ingested_rows.labels("observations").inc(written.observations)
     if prepared.rejected:

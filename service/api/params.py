@@ -32,7 +32,7 @@ from starlette.datastructures import QueryParams
 
 from service.errors import InvalidParameter
 from service.ranges import Granularity
-from service.times import parse_time, storable
+from service.times import TimeOutOfRange, parse_time, storable
 
 
 def _time(raw: object) -> datetime:
@@ -42,6 +42,8 @@ def _time(raw: object) -> datetime:
         raise ValueError("is not an RFC 3339 time")
     try:
         parsed = parse_time(raw)
+    except TimeOutOfRange:
+        raise
     except ValueError:
         raise ValueError(f"{raw!r} is not an RFC 3339 time") from None
     return storable(parsed)

@@ -11,13 +11,13 @@ handled, so a backlog drains over the next passes and nothing is skipped.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from service.clickhouse import ClickHouse
 from service.clock import Clock, VersionStamp
 from service.conclusions import store
+from service.conclusions.health import PassHealth, tracked_pass
 from service.conclusions.models import Candidate, Conclusion, Status
 from service.durations.materialize import materialize_concluded
 from service.durations.plan import Subject
@@ -98,9 +98,21 @@ def run_detection_pass(
     clock: Clock,
     stamp: VersionStamp,
     metrics: Metrics | None = None,
+    health: PassHealth | None = None,
 ) -> list[Conclusion]:
     """One detection pass for this replica's shard; returns the conclusions it recorded."""
-    started = time.perf_counter()
+    with tracked_pass("detect", metrics, health):
+        return _detect(ch, settings, clock=clock, stamp=stamp, metrics=metrics)
+
+
+def _detect(
+    ch: ClickHouse,
+    settings: Settings,
+    *,
+    clock: Clock,
+    stamp: VersionStamp,
+    metrics: Metrics | None,
+) -> list[Conclusion]:
     now = clock()
     idle_before = now - timedelta(seconds=settings.idle_seconds)
     shard = {"shard_count": settings.shard_count, "shard_index": settings.shard_index}
@@ -129,7 +141,7 @@ def run_detection_pass(
         stamp=stamp,
         **shard,
     )
-    _observe(metrics, conclusions, now, settings.idle_seconds, time.perf_counter() - started)
+    _observe(metrics, conclusions, now, settings.idle_seconds)
     log.log(
         logging.INFO if candidates else logging.DEBUG,
         "detection pass",
@@ -148,12 +160,9 @@ def _observe(
     conclusions: Sequence[Conclusion],
     now: datetime,
     idle_seconds: int,
-    seconds: float,
 ) -> None:
     if metrics is None:
         return
-    metrics.conclusion_passes.labels("detect").inc()
-    metrics.conclusion_pass_duration.labels("detect").observe(seconds)
     metrics.traces_concluded.inc(len(conclusions))
     for c in conclusions:
         # Lag: how long after becoming eligible (last activity + idle) the trace concluded.

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from service.times import format_time
+
+# Characters kept as they are in an idempotency key part: visible ASCII except `%` (the
+# escape) and `:` (the separator). Everything else is percent-encoded as UTF-8 bytes.
+_KEPT = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"%", ":"}
+
+
+def key_part(text: str) -> str:
+    """`text` made safe for an HTTP header and for the `:`-separated key.
+
+    Visible ASCII other than `%` and `:` stays; every other character (non-ASCII, spaces,
+    control characters, `%`, `:`) becomes `%XX` per UTF-8 byte, as in a URL. Lone
+    surrogates, which have no UTF-8 form, are encoded as the bytes Python's
+    `surrogatepass` gives them, so every string has a key and distinct strings distinct
+    keys.
+    """
+    if all(ch in _KEPT for ch in text):
+        return text
+    out = []
+    for ch in text:
+        if ch in _KEPT:
+            out.append(ch)
+        else:
+            out.extend(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
+    return "".join(out)
 
 
 class Status(StrEnum):
@@ -44,6 +68,12 @@ class Conclusion:
     next_attempt_at: datetime | None = None
     last_error: str = ""
     delivered_at: datetime | None = None
+    # When the current run of attempts began (the retry window counts from here); None
+    # before the first attempt and again after a redrive.
+    first_attempt_at: datetime | None = None
+    # Why this stored record cannot be sent as it is (e.g. its summary is not JSON); a
+    # delivery with a defect goes dead with it as the reason instead of being attempted.
+    defect: str = field(default="", compare=False)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -51,8 +81,12 @@ class Conclusion:
 
     @property
     def idempotency_key(self) -> str:
-        """`<project_id>:<trace_id>:<revision>`: the same on every retry, new per revision."""
-        return f"{self.project_id}:{self.trace_id}:{self.revision}"
+        """`<project_id>:<trace_id>:<revision>`, each part through `key_part`.
+
+        The same on every retry, new per revision, and always a valid header value: ids
+        may hold any Unicode, and the body carries them unchanged.
+        """
+        return f"{key_part(self.project_id)}:{key_part(self.trace_id)}:{self.revision}"
 
     def payload(self) -> dict[str, Any]:
         """The webhook body (DESIGN.md, "Webhook")."""

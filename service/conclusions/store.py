@@ -1,5 +1,11 @@
 """Conclusion state in ClickHouse: the cursor, the conclusion records, the delivery outbox.
 
+The outbox (`delivery_outbox`, migration 0010) is written in 5-minute slots (partitions):
+every row lands in the slot of its own version, and a delivery's state is its newest row
+in any slot. `compact_outbox` carries the open deliveries out of closed slots and drops
+those slots, so the outbox holds about two slots of writes plus the open deliveries, and
+the delivery queries cost the same after a day or after a year.
+
 Write order is what makes a crash lose nothing:
 - recording a conclusion writes the outbox row first, then the conclusion row, then the
   cursor. A crash before the conclusion row leaves an outbox row that delivers (and writes
@@ -11,8 +17,11 @@ Write order is what makes a crash lose nothing:
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,8 +31,10 @@ from service.clock import VersionStamp
 from service.conclusions.models import Candidate, Conclusion, Status, TraceState
 from service.times import EPOCH
 
-# The outbox row carries the conclusion's payload and delivery state, minus delivered_at
-# (an outbox row is deleted once delivered) plus the tombstone flag.
+log = logging.getLogger(__name__)
+
+# The outbox row carries the conclusion's payload and delivery state (plus its slot and
+# when the current run of attempts began); the record carries delivered_at.
 _SHARED_COLUMNS = (
     "project_id",
     "trace_id",
@@ -37,7 +48,18 @@ _SHARED_COLUMNS = (
     "last_error",
 )
 CONCLUSION_COLUMNS = (*_SHARED_COLUMNS, "delivered_at", "updated_at")
-OUTBOX_COLUMNS = (*_SHARED_COLUMNS, "updated_at", "is_deleted")
+OUTBOX_COLUMNS = ("slot", *_SHARED_COLUMNS, "first_attempt_at", "updated_at")
+
+# Outbox slots: a row goes into the slot holding its version. A slot is closed once the
+# grace below has passed after its end: no write stamped inside it can still be on its way,
+# so its open deliveries can be carried forward and the slot dropped. The outbox therefore
+# holds at most SLOT_SECONDS + SLOT_GRACE_SECONDS (ten minutes) of writes.
+SLOT_SECONDS = 300
+# Covers an insert still in flight when its slot ends and small clock differences between
+# replicas; a write arriving later than this into a dropped slot recreates that slot and is
+# carried forward by the next compaction (no loss), but a write into a slot being dropped
+# at that moment would be lost, which is why the margin is minutes, not milliseconds.
+SLOT_GRACE_SECONDS = 300
 
 
 def read_cursor(ch: ClickHouse, shard_count: int, shard_index: int) -> datetime | None:
@@ -83,6 +105,17 @@ def find_candidates(
     return [Candidate(p, t, last, int(rev)) for p, t, last, rev in rows]
 
 
+def slot_of(version: datetime) -> datetime:
+    """The start of the outbox slot a row with this version goes into."""
+    seconds = int((version - EPOCH).total_seconds())
+    return EPOCH + timedelta(seconds=seconds - seconds % SLOT_SECONDS)
+
+
+def is_closed(slot: datetime, now: datetime) -> bool:
+    """True once no write stamped inside `slot` can still arrive (its end plus the grace)."""
+    return slot + timedelta(seconds=SLOT_SECONDS + SLOT_GRACE_SECONDS) <= now
+
+
 def record_conclusions(
     ch: ClickHouse, conclusions: Sequence[Conclusion], stamp: VersionStamp
 ) -> None:
@@ -99,7 +132,10 @@ def record_conclusions(
 def write_delivery_states(
     ch: ClickHouse, conclusions: Sequence[Conclusion], stamp: VersionStamp
 ) -> None:
-    """Persist attempt results in two inserts: the records, then the outbox."""
+    """Persist attempt results in two inserts: the records, then the outbox.
+
+    Callers bound `conclusions` (delivery writes at most `delivery.FLUSH_MAX_ITEMS` at once).
+    """
     if not conclusions:
         return
     version = stamp.next()
@@ -127,6 +163,37 @@ def dead_deliveries(
         {"project_id": project_id, "trace_id": trace_id or "", "limit": limit},
     )
     return [_from_row(r) for r in rows]
+
+
+@dataclass
+class Compaction:
+    """What one `compact_outbox` call did."""
+
+    dropped: list[datetime] = field(default_factory=list)
+
+
+def compact_outbox(ch: ClickHouse, now: datetime) -> Compaction:
+    """Carry the open deliveries out of every closed slot, then drop those slots.
+
+    Idempotent and safe to run from several replicas at once: a carried row keeps its
+    version, so a second copy (a concurrent run, or a crash before the drop) is the same
+    state and readers take it once; a state written meanwhile is newer and wins.
+    """
+    result = Compaction()
+    target = slot_of(now)
+    for (slot_seconds,) in ch.query_rows("conclusions/outbox_slots"):
+        slot = EPOCH + timedelta(seconds=int(slot_seconds))
+        if not is_closed(slot, now) or slot >= target:
+            continue
+        ch.command("conclusions/carry_open_deliveries", {"slot": slot, "target": target})
+        ch.command("conclusions/drop_outbox_slot", {"slot": slot})
+        result.dropped.append(slot)
+    if result.dropped:
+        log.debug(
+            "outbox slots dropped",
+            extra={"slots": len(result.dropped), "oldest": result.dropped[0].isoformat()},
+        )
+    return result
 
 
 def outbox_counts(ch: ClickHouse) -> dict[Status, int]:
@@ -200,46 +267,78 @@ def _insert_conclusions(
 
 
 def _insert_outbox(ch: ClickHouse, conclusions: Sequence[Conclusion], version: datetime) -> None:
-    """Open deliveries as live rows; delivered (or never-to-deliver) ones as tombstones."""
-    ch.insert(
-        "conclusion_outbox",
-        OUTBOX_COLUMNS,
-        [
+    """Each delivery's new state, in the slot of `version`.
+
+    Open deliveries (pending, dead) carry their payload; a closed one (delivered) is a
+    small marker row that supersedes the older rows and goes away with its slot.
+    """
+    slot = slot_of(version)
+    rows = []
+    for c in conclusions:
+        is_open = c.status in (Status.PENDING, Status.DEAD)
+        rows.append(
             [
+                slot,
                 c.project_id,
                 c.trace_id,
                 c.revision,
                 c.concluded_at,
                 c.last_activity_at,
-                _dump(c.summary),
+                _dump(c.summary) if is_open else "",
                 c.status.value,
                 c.attempts,
                 c.next_attempt_at or version,
                 c.last_error,
+                c.first_attempt_at,
                 version,
-                0 if c.status in (Status.PENDING, Status.DEAD) else 1,
             ]
-            for c in conclusions
-        ],
-        by_column=False,
-    )
+        )
+    ch.insert("delivery_outbox", OUTBOX_COLUMNS, rows, by_column=False)
 
 
 def _dump(summary: dict[str, Any]) -> str:
-    return orjson.dumps(summary).decode()
+    """A summary as stored JSON; never fails on a value the strict encoder refuses.
+
+    orjson refuses integers beyond 64 bits and strings with lone surrogates; the standard
+    library writes them, so storing a state never fails because of its summary (a later
+    read and send judge it, one delivery at a time).
+    """
+    try:
+        return orjson.dumps(summary).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(summary)
+
+
+def _load(text: str) -> tuple[dict[str, Any], str]:
+    """A stored summary and, if it cannot be read as a JSON object, why (its defect).
+
+    Read with orjson, which also encodes the webhook: what it cannot read (malformed text,
+    a lone surrogate escape) cannot be sent faithfully, and its delivery goes dead with the
+    reason, keeping the stored text under `unreadable_summary`.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return {"unreadable_summary": text[:2000]}, f"stored summary is not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return {"unreadable_summary": text[:2000]}, "stored summary is not a JSON object"
+    return value, ""
 
 
 def _from_row(row: dict[str, Any]) -> Conclusion:
+    summary, defect = _load(row["summary"])
     return Conclusion(
         project_id=row["project_id"],
         trace_id=row["trace_id"],
         revision=int(row["revision"]),
         concluded_at=row["concluded_at"],
         last_activity_at=row["last_activity_at"],
-        summary=orjson.loads(row["summary"]),
+        summary=summary,
         status=Status(row["status"]),
         attempts=int(row["attempts"]),
         next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
         delivered_at=row.get("delivered_at"),
+        first_attempt_at=row.get("first_attempt_at"),
+        defect=defect,
     )

@@ -1,4 +1,8 @@
-"""The webhook on the wire: body bytes and headers, signed per Standard Webhooks. Pure."""
+"""The webhook on the wire: body bytes and headers, signed per Standard Webhooks. Pure.
+
+Each item is encoded on its own (`item_json`), so in batch mode an item that cannot be
+encoded is left out of its batch and fails alone instead of failing the batch.
+"""
 
 from __future__ import annotations
 
@@ -20,16 +24,21 @@ def batch_idempotency_key(items: Sequence[Conclusion]) -> str:
     return f"batch:{digest.hexdigest()[:32]}"
 
 
-def body(items: Sequence[Conclusion], *, batch_mode: bool) -> bytes:
-    """The JSON body: one payload object, or in batch mode an array of them.
+def item_json(item: Conclusion, *, batch_mode: bool) -> bytes:
+    """One conclusion as JSON; in batch mode with its own `idempotency_key`, since the
+    header can only name the batch. Raises when the payload cannot be encoded."""
+    payload = item.payload()
+    if batch_mode:
+        payload["idempotency_key"] = item.idempotency_key
+    return orjson.dumps(payload)
 
-    In batch mode each element also carries its `idempotency_key`, since the header can
-    only name the batch.
-    """
+
+def body(parts: Sequence[bytes], *, batch_mode: bool) -> bytes:
+    """The JSON body from encoded items: the one object, or in batch mode an array."""
     if not batch_mode:
-        assert len(items) == 1
-        return orjson.dumps(items[0].payload())
-    return orjson.dumps([{**i.payload(), "idempotency_key": i.idempotency_key} for i in items])
+        assert len(parts) == 1
+        return parts[0]
+    return b"[" + b",".join(parts) + b"]"
 
 
 def headers(
@@ -38,8 +47,9 @@ def headers(
     """`Idempotency-Key`, and the Standard Webhooks trio when there is a signer.
 
     The `webhook-id` is the idempotency key, so it too is the same on every retry, as the
-    Standard Webhooks spec asks. `signed_at` must be the real time of sending: receivers
-    reject timestamps more than a few minutes off.
+    Standard Webhooks spec asks; both are ASCII whatever the ids hold (`key_part`).
+    `signed_at` must be the real time of sending: receivers reject timestamps more than a
+    few minutes off, so each retry is signed anew.
     """
     key = batch_idempotency_key(items)
     out = {"content-type": "application/json", "idempotency-key": key}
