@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     rollup_read_cache_mb: int = Field(
         64,
         ge=0,
+        le=65536,
         description="Memory for /v1/usage and /v1/latency answers kept until the ledger or "
         "the watermark changes; 0 turns the cache off.",
     )

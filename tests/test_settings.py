@@ -32,6 +32,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
         ({"http_keepalive_seconds": 0}, "TA_HTTP_KEEPALIVE_SECONDS"),
         ({"http_header_timeout_seconds": 301}, "TA_HTTP_HEADER_TIMEOUT_SECONDS"),
         ({"http_body_timeout_seconds": -1}, "TA_HTTP_BODY_TIMEOUT_SECONDS"),
+        ({"rollup_read_cache_mb": -1}, "TA_ROLLUP_READ_CACHE_MB"),
+        ({"rollup_read_cache_mb": 65537}, "TA_ROLLUP_READ_CACHE_MB"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(
