@@ -47,11 +47,11 @@ from bench.served import load_average
 from service.api import create_app
 from service.clickhouse import ClickHouse, connect
 from service.clock import system_clock
-from service.durations.backfill import KIND as DURATIONS
-from service.durations.backfill import backfill_params
 from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
 from service.engine_roles import JOBS
+from service.jobs.durations_backfill import KIND as DURATIONS
+from service.jobs.durations_backfill import backfill_params
 from service.jobs.kinds import default_kinds
 from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import rollup_backfill_params

@@ -16,12 +16,12 @@ from starlette.testclient import TestClient
 from service.api import app_context
 from service.clickhouse import ClickHouse
 from service.clock import Clock, ManualClock, VersionStamp
-from service.durations.backfill import KIND, DurationsBackfill, backfill_params
 from service.durations.catalog import save_definition
 from service.durations.definitions import DurationSpec, parse_definition
 from service.durations.materialize import materialize_traces
 from service.ingest.decode import parse_batch
 from service.ingest.writer import write_rows
+from service.jobs.durations_backfill import KIND, DurationsBackfill, backfill_params
 from service.jobs.kinds import default_kinds
 from service.jobs.model import Job, progress
 from service.jobs.runner import Chunk, JobKind, RunOptions, run_job

@@ -22,7 +22,6 @@ from service.api.params import ProjectParams, RangeParams
 from service.api.schemas import Time
 from service.api.state import caller_project, context
 from service.clickhouse import ClickHouse
-from service.durations.backfill import KIND, backfill_params
 from service.durations.catalog import (
     StoredDefinition,
     delete_definition,
@@ -39,6 +38,7 @@ from service.durations.definitions import (
 from service.durations.results import definition_stats, read_trace_durations
 from service.errors import Conflict, InvalidDefinition, NotFound
 from service.ingest.models import ObservationType
+from service.jobs.durations_backfill import KIND, backfill_params
 from service.jobs.model import Job
 from service.jobs.store import create_job
 from service.ranges import Granularity, time_range

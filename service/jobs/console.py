@@ -23,8 +23,8 @@ from typing import Any
 
 from service.clickhouse import ClickHouse
 from service.clock import system_clock
-from service.durations.backfill import KIND as DURATIONS
 from service.errors import InvalidInput, UsageError
+from service.jobs.durations_backfill import KIND as DURATIONS
 from service.jobs.kinds import default_kinds
 from service.jobs.model import Job, job_to_json
 from service.jobs.requests import BackfillRequest, create_backfill, parse_backfill_request

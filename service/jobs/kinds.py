@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.durations.backfill import DurationsBackfill
+from service.jobs.durations_backfill import DurationsBackfill
 from service.jobs.rollups_backfill import RollupsBackfill
 from service.jobs.runner import JobKind
 from service.rollups.ledger import LedgerWriter

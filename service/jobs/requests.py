@@ -20,10 +20,10 @@ from pydantic import (
 )
 
 from service.clickhouse import ClickHouse
-from service.durations.backfill import KIND as DURATIONS
-from service.durations.backfill import backfill_params
 from service.durations.catalog import get_definition, projects_defining
 from service.errors import FieldError, InvalidBody, first_validation_error
+from service.jobs.durations_backfill import KIND as DURATIONS
+from service.jobs.durations_backfill import backfill_params
 from service.jobs.model import Job
 from service.jobs.rollups_backfill import KIND as ROLLUPS
 from service.jobs.rollups_backfill import rollup_backfill_params
