@@ -42,29 +42,10 @@ import orjson
 
 from service.clickhouse import ClickHouse, connect
 from service.demo import synthetic_batches
+from service.ingest.rows import OBSERVATION_COLUMNS
 from service.migrations import apply
 from service.settings import Settings
 
-OBSERVATION_COLUMNS = (
-    "project_id",
-    "trace_id",
-    "id",
-    "parent_id",
-    "type",
-    "name",
-    "start_time",
-    "end_time",
-    "completion_start_time",
-    "model",
-    "provider",
-    "input_tokens",
-    "output_tokens",
-    "cost",
-    "status",
-    "metadata",
-    "ingested_at",
-    "is_deleted",
-)
 PER_TRACE = 4.7  # the demo generator's average observations per trace
 
 
