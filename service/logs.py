@@ -29,6 +29,9 @@ from service.settings import Settings
 from service.times import format_time
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Extras other libraries attach for their own console formatters, not events: uvicorn's
+# `color_message` is the message again with ANSI escapes.
+_NOT_FIELDS = _STANDARD | {"color_message"}
 
 REDACTED = "***"
 # Shorter values would mask ordinary words in every line; nobody should use such a key.
@@ -129,7 +132,7 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _NOT_FIELDS and not key.startswith("_"):
                 event[key] = value
         if record.exc_text:
             event["exception"] = record.exc_text

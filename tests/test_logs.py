@@ -80,6 +80,20 @@ def test_each_event_is_one_json_line_with_its_extra_fields(
     assert "request_id" not in event
 
 
+def test_uvicorn_colour_copies_of_the_message_are_left_out(
+    capture: Callable[..., Captured],
+) -> None:
+    captured = capture()
+    logging.getLogger("uvicorn.error").info(
+        "Finished server process [%d]",
+        7,
+        extra={"color_message": "Finished server process [\x1b[36m%d\x1b[0m]"},
+    )
+    (event,) = captured.events()
+    assert event["event"] == "Finished server process [7]"
+    assert "color_message" not in event
+
+
 def test_lines_inside_a_request_context_carry_its_id(capture: Callable[..., Captured]) -> None:
     captured = capture()
     log = logging.getLogger("service.test")
