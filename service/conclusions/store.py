@@ -17,7 +17,6 @@ Write order is what makes a crash lose nothing:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import orjson
 from service.clickhouse import ClickHouse
 from service.clock import VersionStamp
 from service.conclusions.models import Candidate, Conclusion, Status, TraceState
+from service.encoding import dumps
 from service.times import EPOCH
 
 log = logging.getLogger(__name__)
@@ -297,16 +297,10 @@ def _insert_outbox(ch: ClickHouse, conclusions: Sequence[Conclusion], version: d
 
 
 def _dump(summary: dict[str, Any]) -> str:
-    """A summary as stored JSON; never fails on a value the strict encoder refuses.
-
-    orjson refuses integers beyond 64 bits and strings with lone surrogates; the standard
-    library writes them, so storing a state never fails because of its summary (a later
-    read and send judge it, one delivery at a time).
-    """
-    try:
-        return orjson.dumps(summary).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(summary)
+    """A summary as stored JSON; never fails on a value orjson refuses, so storing a state
+    never fails because of its summary (a later read and send judge it, one delivery at a
+    time)."""
+    return dumps(summary).decode()
 
 
 def _load(text: str) -> tuple[dict[str, Any], str]:

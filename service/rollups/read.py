@@ -13,7 +13,6 @@ watermark and the rows read in that order, so a response is never older than it 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from service.clickhouse import ClickHouse
+from service.encoding import dumps
 from service.rollups.cache import CachedAnswer, ReadCache
 from service.rollups.passes import read_watermark
 from service.rollups.request import (
@@ -80,16 +80,6 @@ class Answer:
         return b'{"data":%b,"freshness":%b}' % (self.data, orjson.dumps(self.freshness.to_json()))
 
 
-def encode_rows(rows: list[dict[str, Any]]) -> bytes:
-    """Rows as a JSON array. orjson refuses integers past 64 bits, which the ledger's
-    Int128 sums can reach (tokens of a long range); those few answers take the stdlib's
-    encoder, which writes any integer exactly."""
-    try:
-        return orjson.dumps(rows)
-    except TypeError:
-        return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def read_version(ch: ClickHouse) -> int:
     """A fingerprint of the ledger's and the watermark's active parts (see `rollups.cache`)."""
     return int(ch.query_rows("rollups/read_version")[0][0])
@@ -113,7 +103,7 @@ def read_answer(
     source = query.range.source if isinstance(query, LatencyQuery) else query.source
     if source == "raw":
         fresh = Freshness(watermark=now, source="raw", lag_seconds=0.0)
-        return Answer(fresh, encode_rows(_fetch(ch, query)), "raw")
+        return Answer(fresh, dumps(_fetch(ch, query)), "raw")
     # Neither looked up nor kept (`no-cache, no-store`): the cache plays no part, as when off.
     version = read_version(ch) if cache.enabled and (keep or not refresh) else None
     if version is not None and not refresh:
@@ -121,7 +111,7 @@ def read_answer(
         if found is not None:
             return Answer(rollup_freshness(found.watermark, now), found.data, "hit")
     watermark = read_watermark(ch)
-    data = encode_rows(_fetch(ch, query))
+    data = dumps(_fetch(ch, query))
     if version is None:
         return Answer(rollup_freshness(watermark, now), data, "refresh" if refresh else "off")
     if keep:
