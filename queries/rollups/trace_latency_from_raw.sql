@@ -13,12 +13,7 @@ WITH
                     AND start_time >= {lo:DateTime('UTC')} AND start_time < {hi:DateTime('UTC')}
               )
     ),
-    meta AS
-    (
-        SELECT project_id, id AS trace_id, name, environment
-        FROM traces FINAL
-        WHERE project_id = {project_id:String}
-    ),
+    {{rollups/raw_trace_meta}},
     contributions AS
     (
         SELECT *
