@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import uvicorn
 
-from bench.served import load_average
+from bench.served import load_average, percentile
 from service.api import create_app
 from service.clickhouse import ClickHouse, connect
 from service.clock import system_clock
@@ -221,11 +221,6 @@ class Reader(threading.Thread):
     def idle(self, phase: str, seconds: float) -> None:
         """Record reads for `seconds` with nothing else running."""
         self.measure(phase, lambda: time.sleep(seconds))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
 def run_chunked(ch: ClickHouse, kind: str, params: dict[str, object], pause: float) -> float:

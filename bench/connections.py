@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -30,10 +31,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from bench.backfill import GENERATE_TRACES, SAMPLE_TRACES
+from bench.served import percentile
 from service.api import create_app
 from service.clickhouse import ClickHouse, connect
 from service.clock import system_clock
@@ -61,15 +66,6 @@ SELECT 'bench', lower(hex(cityHash64(intDiv(number, 10)))), concat('o', toString
     map(), now64(6), 0
 FROM numbers({count:UInt64})
 """
-GENERATE_TRACES = """
-INSERT INTO traces
-SELECT 'bench', lower(hex(cityHash64(number))), 'chat',
-       toDateTime64({base:DateTime64(3, 'UTC')}, 3, 'UTC')
-           + toIntervalMillisecond(number * {spacing_ms:UInt64}),
-       '', '', 'production', [], map(), now64(6), 0
-FROM numbers({count:UInt64})
-"""
-SAMPLE_TRACES = "SELECT id FROM traces LIMIT 2000"
 # The synthetic background statement: CPU-bound, about as long as a large rollup statement.
 HEAVY = "SELECT sum(sipHash64(number)) FROM numbers({rows:UInt64})"
 
@@ -154,11 +150,6 @@ def select_one_behind_heavy(busy: ClickHouse, other: ClickHouse, rows: int) -> f
     elapsed = (time.perf_counter() - started) * 1000
     heavy.join()
     return elapsed
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
 def main() -> None:
