@@ -76,6 +76,28 @@ def test_readme_documents_every_setting_and_nothing_else() -> None:
     assert documented == declared
 
 
+# The variables the design document (kept outside this repository) specifies.
+DESIGN_SETTINGS = {
+    "TA_CLICKHOUSE_URL", "TA_CLICKHOUSE_CLUSTER", "TA_IDLE_SECONDS", "TA_CHECK_INTERVAL_SECONDS",
+    "TA_CHECK_BATCH_LIMIT", "TA_ANALYZE_URL", "TA_ANALYZE_CONCURRENCY",
+    "TA_ANALYZE_TIMEOUT_SECONDS", "TA_ANALYZE_MAX_ATTEMPTS", "TA_WEBHOOK_SECRET",
+    "TA_ROLLUP_INTERVAL_SECONDS", "TA_SCHEDULER_ENABLED", "TA_API_KEYS", "TA_HOST", "TA_PORT",
+    "TA_LOG_LEVEL", "TA_SHARD_INDEX", "TA_SHARD_COUNT",
+}  # fmt: skip
+
+
+def test_every_setting_beyond_the_design_is_listed_among_the_deviations() -> None:
+    text = README.read_text()
+    deviations = text[text.index("## Deviations from the design") :]
+    listed = set(re.findall(r"`(TA_[A-Z_]+)`", deviations))
+    if "`TA_HTTP_*`" in deviations:
+        listed |= {
+            f"TA_{name.upper()}" for name in Settings.model_fields if name.startswith("http_")
+        }
+    extra = {f"TA_{name.upper()}" for name in Settings.model_fields} - DESIGN_SETTINGS
+    assert extra - listed == set()
+
+
 def test_the_cli_admin_key_is_ta_admin_key_else_the_first_admin_entry() -> None:
     keys = "k1=acme,k0=*,k9=*"
     assert load_settings(api_keys=keys).cli_admin_key() == "k0"
