@@ -214,6 +214,20 @@ def test_the_langfuse_path_is_the_same_handler(client: TestClient, clickhouse: C
     assert observations(clickhouse) == EXPECTED_OBSERVATIONS
 
 
+def test_rows_written_through_either_endpoint_count_in_one_metric(client: TestClient) -> None:
+    def written(table: str) -> float:
+        page = client.get("/metrics").text
+        prefix = f'ta_ingested_rows_total{{table="{table}"}}'
+        line = next(row for row in page.splitlines() if row.startswith(prefix))
+        return float(line.rsplit(" ", 1)[1])
+
+    assert post_protobuf(client, protobuf_body(agent_spans())).status_code == 200
+    assert (written("traces"), written("observations")) == (1, len(EXPECTED_OBSERVATIONS))
+    batch = {"traces": [trace("t-json")], "observations": [observation("o-json", "t-json")]}
+    assert client.post("/v1/ingest", json=batch).status_code == 202
+    assert (written("traces"), written("observations")) == (2, len(EXPECTED_OBSERVATIONS) + 1)
+
+
 def test_otlp_and_v1_ingest_store_identical_rows(
     make_app: Callable[..., Starlette], clickhouse: ClickHouse
 ) -> None:

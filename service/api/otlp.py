@@ -107,7 +107,7 @@ async def export_traces(request: Request, query: OtlpParams) -> Response:
             return prepared, batch_from_records(batch.traces, batch.observations).resolve(resolve)
 
         prepared, rows = await anyio.to_thread.run_sync(rows_of)
-        written = await ctx.ingest.write(rows)
+        await ctx.ingest.write(rows)
     except UndecodableBody as exc:
         ctx.metrics.ingest_rejected.labels("invalid_body").inc()
         return status_response(InvalidBody("", str(exc)), encoding)
@@ -118,8 +118,6 @@ async def export_traces(request: Request, query: OtlpParams) -> Response:
             ctx.metrics.ingest_rejected.labels(exc.code).inc()
         return status_response(exc, encoding)
 
-    ctx.metrics.ingested_rows.labels("traces").inc(written.traces)
-    ctx.metrics.ingested_rows.labels("observations").inc(written.observations)
     if prepared.rejected:
         ctx.metrics.otlp_rejected_spans.inc(prepared.rejected)
         log.info(

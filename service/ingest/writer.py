@@ -312,12 +312,14 @@ class IngestWriter:
         if elapsed > 0:
             current = rows / elapsed
             self._rate = current if self._rate == 0 else 0.8 * self._rate + 0.2 * current
-        for pending in group:
-            pending.future.set_result(
-                IngestResult(
-                    traces=pending.rows.trace_count, observations=pending.rows.observation_count
-                )
-            )
+        results = [
+            IngestResult(traces=p.rows.trace_count, observations=p.rows.observation_count)
+            for p in group
+        ]
+        self.metrics.ingested_rows.labels("traces").inc(sum(r.traces for r in results))
+        self.metrics.ingested_rows.labels("observations").inc(sum(r.observations for r in results))
+        for pending, result in zip(group, results, strict=True):
+            pending.future.set_result(result)
 
     def _retry_after(self) -> float:
         """Seconds until the queue has likely drained (TA_INGEST_RETRY_AFTER_SECONDS .. 30 s)."""
